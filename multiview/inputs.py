@@ -1,0 +1,152 @@
+"""How patches meet weights: the two representations of a batch's patches.
+
+Every learner computes pre-activations ⟨w, x_p⟩ for all patches and neurons in one product and
+the weight gradient Σ_p slope_p·x_p in another. Both go through an *inputs* object:
+
+* :class:`DenseInputs` holds the patches X (n, P, d) explicitly (``noise_model = "gaussian"``):
+  the paper's construction at a finite d, where the Gaussian noise vectors overlap each other and
+  the features by O(1/√d).
+* :class:`OrthogonalInputs` (``noise_model = "orthogonal"``) is the d → ∞ limit at a fixed noise
+  norm: every noise vector ξ_p is orthogonal to the 2k features and to every other noise vector.
+  A patch is then x_p = Σ_f c_{p,f}·v_f + ‖ξ_p‖·e_p with e_p its own unit direction, and a weight
+  only needs its 2k feature coordinates and one coordinate per *training* patch:
+  w ∈ R^D, D = 2k + N·P (columns ``[0, 2k)`` features, ``2k + n·P + p`` the noise of training
+  patch (n, p)). A patch never seen in training (a test patch) has a fresh direction, on which
+  every weight still has its initial Gaussian coordinate N(0, σ²); those coordinates are drawn
+  when needed from a generator keyed by the batch and the chunk.
+
+Shapes: weights are flattened to W (U, D) with U = R·k·m units; pre-activations are (n·P, U).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+import torch
+from torch import Tensor
+
+from multiview.seeding import derive_seed
+
+
+@dataclass
+class DenseInputs:
+    """Explicit patches X (n, P, d)."""
+
+    X: Tensor
+
+    def __len__(self) -> int:
+        return int(self.X.shape[0])
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return tuple(self.X.shape)
+
+    @property
+    def n_patches(self) -> int:
+        return int(self.X.shape[1])
+
+    def __getitem__(self, index: Tensor | slice) -> DenseInputs:
+        return DenseInputs(self.X[index])
+
+    def preactivations(self, W: Tensor, fresh_std: float = 0.0, fresh_key: int = 0) -> Tensor:
+        """(n·P, U) = X @ Wᵀ for W (U, d)."""
+        return self.X.reshape(-1, self.X.shape[-1]) @ W.T
+
+    def weight_grad(self, slope: Tensor) -> Tensor:
+        """(U, d) = slopeᵀ @ X for slope (n·P, U)."""
+        return slope.T @ self.X.reshape(-1, self.X.shape[-1])
+
+
+@dataclass
+class OrthogonalInputs:
+    """Patches in the d → ∞ limit: feature coefficients, noise norms and noise identities.
+
+    ``coef`` (n, P, 2k) coefficients on the features (z_p on the patch's own feature plus α);
+    ``noise_norm`` (n, P) ‖ξ_p‖; ``index`` (n,) position of each example in the training set, or
+    −1 for examples whose noise no weight has ever seen; ``n_train`` the training-set size N
+    (fixing D = 2k + N·P); ``fresh_key`` and ``offset`` (the first example's position in its
+    batch) make the fresh initial coordinates reproducible.
+    """
+
+    coef: Tensor
+    noise_norm: Tensor
+    index: Tensor
+    n_train: int
+    fresh_key: int = 0
+    offset: int = 0
+
+    def __len__(self) -> int:
+        return int(self.coef.shape[0])
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return tuple(self.coef.shape)
+
+    @property
+    def n_patches(self) -> int:
+        return int(self.coef.shape[1])
+
+    @property
+    def dim(self) -> int:
+        """D = 2k + N·P."""
+        return self.coef.shape[2] + self.n_train * self.coef.shape[1]
+
+    def __getitem__(self, index: Tensor | slice) -> OrthogonalInputs:
+        if isinstance(index, slice):
+            start = index.start or 0
+            return replace(
+                self,
+                coef=self.coef[index],
+                noise_norm=self.noise_norm[index],
+                index=self.index[index],
+                offset=self.offset + start,
+            )
+        first = int(index[0]) if index.numel() else 0
+        return replace(
+            self,
+            coef=self.coef[index],
+            noise_norm=self.noise_norm[index],
+            index=self.index[index],
+            offset=self.offset + first,
+        )
+
+    def _noise_columns(self) -> Tensor:
+        """(n·P,) column of each patch's own noise coordinate (−1 for unseen noise)."""
+        n, P = self.noise_norm.shape
+        cols = self.coef.shape[2] + self.index[:, None] * P + torch.arange(P, device=self.index.device)
+        return torch.where(self.index[:, None] >= 0, cols, torch.full_like(cols, -1)).reshape(-1)
+
+    def noise_coordinates(self, W: Tensor, fresh_std: float, fresh_key: int) -> Tensor:
+        """(n·P, U): each unit's coordinate on each patch's noise direction e_p. Coordinates on
+        fresh directions are N(0, ``fresh_std``²), drawn from a generator keyed by ``fresh_key``
+        (the learner's), the batch's ``fresh_key`` and the chunk's offset."""
+        cols = self._noise_columns()
+        seen = cols >= 0
+        if bool(seen.all()):
+            return W[:, cols].T
+        out = torch.empty(cols.numel(), W.shape[0], dtype=W.dtype, device=W.device)
+        if bool(seen.any()):
+            out[seen] = W[:, cols[seen]].T
+        gen = torch.Generator().manual_seed(derive_seed(fresh_key, self.fresh_key, self.offset, W.shape[0]))
+        fresh = torch.randn(int((~seen).sum()), W.shape[0], generator=gen, dtype=torch.float64)
+        out[~seen] = (fresh * fresh_std).to(device=W.device, dtype=W.dtype)
+        return out
+
+    def preactivations(self, W: Tensor, fresh_std: float = 0.0, fresh_key: int = 0) -> Tensor:
+        """(n·P, U) = C @ W[:, :2k]ᵀ + ‖ξ_p‖·W[:, col(p)] for W (U, D)."""
+        k2 = self.coef.shape[2]
+        pre = self.coef.reshape(-1, k2) @ W[:, :k2].T
+        return pre.add_(self.noise_coordinates(W, fresh_std, fresh_key) * self.noise_norm.reshape(-1, 1))
+
+    def weight_grad(self, slope: Tensor) -> Tensor:
+        """(U, D): slopeᵀ @ C in the feature columns, slope·‖ξ_p‖ in each seen patch's column."""
+        k2 = self.coef.shape[2]
+        grad = torch.zeros(slope.shape[1], self.dim, dtype=slope.dtype, device=slope.device)
+        grad[:, :k2] = slope.T @ self.coef.reshape(-1, k2)
+        cols = self._noise_columns()
+        seen = cols >= 0
+        grad[:, cols[seen]] = (slope[seen] * self.noise_norm.reshape(-1, 1)[seen]).T
+        return grad
+
+
+Inputs = DenseInputs | OrthogonalInputs

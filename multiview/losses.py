@@ -1,0 +1,114 @@
+"""Losses and training objectives on logits: cross-entropy, the paper's KD term, practical KD.
+
+Every loss takes logits of shape (..., n, k) and returns the **sum over the n examples** with
+the leading axes kept, so that seeds batched on a leading axis stay independent and chunks of
+examples can be accumulated. Objectives wrap a loss with the labels (and teacher logits) of a
+training set; the trainer differentiates them with respect to the logits only.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+
+def cross_entropy(logits: Tensor, y: Tensor) -> Tensor:
+    """Σ_n −log softmax(F(X_n))_{y_n}. logits (..., n, k), y (n,) → (...)."""
+    logp = torch.log_softmax(logits, dim=-1)
+    idx = y.expand(*logits.shape[:-1]).unsqueeze(-1)
+    return -logp.gather(-1, idx).squeeze(-1).sum(-1)
+
+
+def truncated_tempered_probs(logits: Tensor, tau: float) -> Tensor:
+    """logit^τ of Theorem 3: softmax_i( min{τ²·F_i, 1} / τ ). (..., n, k) → same shape."""
+    return torch.softmax(torch.clamp(tau * tau * logits, max=1.0) / tau, dim=-1)
+
+
+def theory_kd_coefficient(student: Tensor, teacher: Tensor, tau: float) -> Tensor:
+    """(logit^τ_i(F, X) − logit^τ_i(G, X))^−, the one-sided factor of the KD update (Thm 3).
+
+    Non-positive; negative only where the student's tempered probability of class i falls below
+    the teacher's. student (..., n, k), teacher broadcastable to it → (..., n, k).
+    """
+    diff = truncated_tempered_probs(student, tau) - truncated_tempered_probs(teacher, tau)
+    return diff.clamp(max=0.0)
+
+
+def practical_kd_loss(student: Tensor, teacher: Tensor, y: Tensor, t: float, temperature: float) -> Tensor:
+    """Σ_n [ t·CE(S(X_n), y_n) + (1 − t)·T²·H(softmax(T(X_n)/T), softmax(S(X_n)/T)) ].
+
+    H is the cross-entropy against the teacher's tempered distribution (Hinton et al.'s
+    soft-target term, scaled by T² so its gradient does not shrink with the temperature).
+    student (..., n, k), teacher broadcastable, y (n,) → (...).
+    """
+    soft = torch.softmax(teacher / temperature, dim=-1)
+    h = -(soft * torch.log_softmax(student / temperature, dim=-1)).sum(-1).sum(-1)
+    return t * cross_entropy(student, y) + (1 - t) * temperature**2 * h
+
+
+def margin_correct(logits: Tensor, y: Tensor) -> Tensor:
+    """(..., n) bool: F_y(X) > F_i(X) for every i ≠ y (ties are errors, as in the paper's err)."""
+    own = logits.gather(-1, y.expand(*logits.shape[:-1]).unsqueeze(-1)).squeeze(-1)
+    other = logits.scatter(-1, y.expand(*logits.shape[:-1]).unsqueeze(-1), float("-inf"))
+    return own > other.max(-1).values
+
+
+# --------------------------------------------------------------------------------------------
+# Objectives
+# --------------------------------------------------------------------------------------------
+
+
+class LabelObjective:
+    """Cross-entropy on the labels. Replicas form runs of ``group_size`` consecutive members
+    whose logits are averaged before the loss (``group_size`` > 1 is "training the average")."""
+
+    def __init__(self, y: Tensor, group_size: int = 1) -> None:
+        self.y = y
+        self.group_size = group_size
+
+    def combine(self, logits: Tensor) -> Tensor:
+        """(R, n, k) replica logits → (G, n, k) run logits, G = R / group_size."""
+        if self.group_size == 1:
+            return logits
+        R, n, k = logits.shape
+        return logits.view(R // self.group_size, self.group_size, n, k).mean(1)
+
+    def __call__(self, run_logits: Tensor, idx: Tensor) -> tuple[Tensor, Tensor]:
+        """(surrogate, report), each (G,): sums over the chunk's examples ``idx``."""
+        loss = cross_entropy(run_logits, self.y[idx])
+        return loss, loss
+
+
+class PracticalKDObjective(LabelObjective):
+    """t·CE + (1 − t)·T²·H(S, T) against fixed teacher logits (G or 1, N, k) on the training set."""
+
+    def __init__(self, y: Tensor, teacher: Tensor, t: float, temperature: float) -> None:
+        super().__init__(y)
+        self.teacher = teacher
+        self.t = t
+        self.temperature = temperature
+
+    def __call__(self, run_logits: Tensor, idx: Tensor) -> tuple[Tensor, Tensor]:
+        loss = practical_kd_loss(run_logits, self.teacher[:, idx], self.y[idx], self.t, self.temperature)
+        return loss, loss
+
+
+class TheoryKDObjective(LabelObjective):
+    """The update of Theorem 3: label cross-entropy plus (η′/η)·E[(logit^τ_i(F) − logit^τ_i(G))^−·∇F_i].
+
+    The KD part is not the gradient of a loss; it enters as the surrogate
+    Σ_n Σ_i stopgrad(c_{n,i})·F_i(X_n) whose derivative in F_i is c_{n,i} = (η′/η)·(·)^−. The
+    reported loss is the label cross-entropy.
+    """
+
+    def __init__(self, y: Tensor, teacher: Tensor, tau: float, eta_ratio: float) -> None:
+        super().__init__(y)
+        self.teacher = teacher
+        self.tau = tau
+        self.eta_ratio = eta_ratio
+
+    def __call__(self, run_logits: Tensor, idx: Tensor) -> tuple[Tensor, Tensor]:
+        ce = cross_entropy(run_logits, self.y[idx])
+        coef = theory_kd_coefficient(run_logits.detach(), self.teacher[:, idx], self.tau)
+        surrogate = ce + self.eta_ratio * (coef * run_logits).sum(dim=(-1, -2))
+        return surrogate, ce

@@ -1,0 +1,193 @@
+"""Rich tables and progress for a run's results (used by the CLI; plain data in, renderables out)."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from multiview.protocol import Reporter
+
+METHODS = (
+    ("single", "single models (mean)"),
+    ("ensemble", "ensemble"),
+    ("training_average", "training the average"),
+    ("kd", "knowledge distillation"),
+    ("self_kd", "self-distillation"),
+    ("ensemble_of_kd", "ensemble of KD students"),
+)
+
+
+def _fmt(x: Any, digits: int = 4) -> str:
+    if x is None or (isinstance(x, float) and math.isnan(x)):
+        return "–"
+    if isinstance(x, float):
+        return f"{x:.{digits}f}"
+    return str(x)
+
+
+def _mean(xs: list[float]) -> float:
+    xs = [x for x in xs if x is not None and not math.isnan(x)]
+    return sum(xs) / len(xs) if xs else float("nan")
+
+
+def seeds_table(results: dict[str, Any]) -> Table:
+    """Per seed: training accuracy, test error (multi-view / single-view / all), views learned."""
+    s = results["single"]
+    learned = s["views"]["learned"]
+    t = Table(title="Single models, one row per seed", title_justify="left")
+    for col in ("seed", "train acc", "err multi-view", "err single-view", "err all", "err/μ", "views: one / both / none"):
+        t.add_column(col, justify="right")
+    mu = results["config"]["data"]["mu"]
+    errs = s["test_error"]
+    for i, acc in enumerate(s["train_accuracy"]):
+        counts = [sum(1 for c in learned[i] if sum(c) == n) for n in (1, 2, 0)]
+        t.add_row(
+            str(i),
+            _fmt(acc, 3),
+            _fmt(errs["multi_view"][i]),
+            _fmt(errs["single_view"][i]),
+            _fmt(errs["all"][i]),
+            _fmt(errs["all"][i] / mu if mu else None, 3),
+            " / ".join(str(c) for c in counts),
+        )
+    return t
+
+
+def methods_table(results: dict[str, Any]) -> Table:
+    """One row per method of the protocol, errors averaged over its models."""
+    mu = results["config"]["data"]["mu"]
+    t = Table(title="The protocol (test error; μ = %g)" % mu, title_justify="left")
+    for col in ("method", "models", "err all", "err/μ", "multi-view", "single-view", "views one / both / none"):
+        t.add_column(col, justify="right")
+    rows = [(key, label, results.get(key)) for key, label in METHODS]
+    for family, name in (("random_features", "random features"), ("ntk", "NTK")):
+        if family in results:
+            for key, label in METHODS[:4]:
+                rows.append((f"{family}.{key}", f"{name}: {label}", results[family].get(key)))
+    for _, label, part in rows:
+        if part is None:
+            continue
+        e = part["test_error"]
+        v = part.get("views")
+        views = (
+            " / ".join(f"{v[k]:.2f}" for k in ("exactly_one_fraction", "both_fraction", "none_fraction"))
+            if v and "exactly_one_fraction" in v
+            else "–"
+        )
+        m = _mean(e["all"])
+        t.add_row(
+            label,
+            str(len(e["all"])),
+            _fmt(m),
+            _fmt(m / mu if mu else None, 3),
+            _fmt(_mean(e["multi_view"])),
+            _fmt(_mean(e["single_view"])),
+            views,
+        )
+    return t
+
+
+def ensemble_table(results: dict[str, Any]) -> Table:
+    """Ensemble error against size K beside the coverage prediction."""
+    c = results["ensemble"]["curve"]
+    t = Table(title="Ensemble against size K (mean over member subsets)", title_justify="left")
+    for col in ("K", "err all", "err single-view", "classes covered", "fair-coin prediction 2^-K"):
+        t.add_column(col, justify="right")
+    for i, K in enumerate(c["K"]):
+        t.add_row(str(K), _fmt(c["all"][i]), _fmt(c["single_view"][i]), _fmt(c["covered"][i], 3), _fmt(c["predicted_single_view"][i]))
+    return t
+
+
+def verdict_table(results: dict[str, Any]) -> Table:
+    """The theorem checks: claim, measured value, bound, CI, verdict."""
+    t = Table(title="Theorem checks", title_justify="left", show_lines=False)
+    for col in ("check", "measured", "/μ", "bound", "95% CI (test)", "95% CI (seeds)", "verdict"):
+        t.add_column(col)
+    for b in results.get("bounds", []):
+        bound = b["bound"]
+        if "rule" in bound:
+            btxt = bound["rule"].replace("err(single) − ½·(err(single) − err(ensemble))", f"{bound['half_gain_error']:.4f}")
+        else:
+            parts = []
+            if "low" in bound:
+                parts.append(f"≥ {bound['low']:.4g}")
+            if "high" in bound:
+                parts.append(f"≤ {bound['high']:.4g}" if "low" in bound else f"< {bound['high']:.4g}")
+            btxt = ", ".join(parts)
+        ci_b = b["ci95"]["binomial"]
+        ci_s = b["ci95"]["seeds"]
+        verdict = {True: "[green]pass[/green]", False: "[red]FAIL[/red]", None: "[yellow]n/a[/yellow]"}[b["passed"]]
+        t.add_row(
+            f"{b['name']}\n[dim]{b['claim']}[/dim]",
+            _fmt(b["measured"]),
+            _fmt(b["measured_over_mu"], 3),
+            btxt,
+            f"[{ci_b[0]:.4f}, {ci_b[1]:.4f}]" if ci_b else "–",
+            f"[{ci_s[0]:.4f}, {ci_s[1]:.4f}]" if ci_s else "–",
+            verdict,
+        )
+    return t
+
+
+def timing_table(results: dict[str, Any]) -> Table:
+    t = Table(title="Wall time (s)", title_justify="left")
+    t.add_column("stage")
+    t.add_column("seconds", justify="right")
+    for k, v in results.get("timing", {}).items():
+        t.add_row(k, f"{v:.1f}")
+    return t
+
+
+def print_report(results: dict[str, Any], console: Console) -> None:
+    if "single" in results:
+        console.print(seeds_table(results))
+    console.print(methods_table(results))
+    if "ensemble" in results:
+        console.print(ensemble_table(results))
+    console.print(verdict_table(results))
+    console.print(timing_table(results))
+
+
+class RichReporter(Reporter):
+    """One progress display across the protocol's stages."""
+
+    def __init__(self, console: Console) -> None:
+        self.progress = Progress(
+            TextColumn("[bold]{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("{task.fields[info]}"),
+            TimeElapsedColumn(),
+            console=console,
+            transient=False,
+        )
+        self.tasks: dict[str, Any] = {}
+
+    def __enter__(self) -> RichReporter:
+        self.progress.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.progress.stop()
+
+    def stage_started(self, name: str, total_steps: int) -> None:
+        self.tasks[name] = self.progress.add_task(name, total=total_steps, info="")
+
+    def step(self, name: str, step: int, total: int, active: int, loss: float) -> None:
+        task = self.tasks.get(name)
+        if task is None:
+            return
+        if step % 10 == 0 or active == 0 or step == total:
+            self.progress.update(task, completed=step, info=f"loss {loss:.4f}  running {active}")
+        if active == 0:
+            self.progress.update(task, completed=total, info=f"loss {loss:.4f}  converged")
+
+    def stage_finished(self, name: str, seconds: float, cached: bool) -> None:
+        if cached:
+            self.progress.console.print(f"[dim]{name}: loaded from checkpoint ({seconds:.1f} s when computed)[/dim]")
+        elif name not in self.tasks:
+            self.progress.console.print(f"[dim]{name}: {seconds:.1f} s[/dim]")

@@ -1,0 +1,213 @@
+"""The training loop: full-batch GD (the paper) or mini-batch SGD, with a per-run step size.
+
+A *learner* holds R replicas in one parameter tensor (leading axis R) and gives
+``forward(X) -> (logits (R, n, k), cache)`` and ``backward(X, cache, dlogits) -> grad``; X is
+anything indexable by example (``len(X)``, ``X[idx]``): patch inputs (:mod:`multiview.inputs`)
+or precomputed features. An
+*objective* (``multiview.losses``) turns replica logits into G runs (``combine``) and scores
+them; each run is an independent training run (one seed, or K sub-networks trained as their
+average). Per-run losses are summed before differentiation, so the gradient each run receives is
+exactly its own: S batched seeds are S independent runs.
+
+Step size. ``step = "constant"`` is plain GD with η = ``lr``. ``step = "normalized"`` uses, for
+each run s, η_s = min(``lr``, δ/‖g_s‖) with g_s that run's full gradient. Gradient flow
+dW/dt = −∇L(W) and normalized flow dW/du = −∇L/‖∇L‖ trace the same path at different speeds
+(du = ‖∇L‖·dt), so this is a change of clock, not of the path: every step moves the weights by
+at most δ along the current gradient, which keeps the discretization as close to the flow as
+plain GD with a step of δ/‖g‖ would. It removes the crawl of the flat q-th-power phase at small
+σ_0 (where ‖g‖ ∝ σ_0^(q−1)) without changing which view wins the lottery. The gradient-flow time
+t = Σ_steps η_s reached by each run is recorded.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import torch
+from torch import Tensor
+
+from multiview.config import TrainConfig
+from multiview.losses import margin_correct
+from multiview.seeding import generator
+
+
+class Learner(Protocol):
+    @property
+    def params(self) -> Tensor: ...
+
+    def forward(self, X: Any) -> tuple[Tensor, Any]: ...
+
+    def backward(self, X: Any, cache: Any, dlogits: Tensor) -> Tensor: ...
+
+    def scratch_bytes_per_example(self, X: Any) -> int: ...
+
+
+class Objective(Protocol):
+    y: Tensor
+
+    def combine(self, logits: Tensor) -> Tensor: ...
+
+    def __call__(self, run_logits: Tensor, idx: Tensor) -> tuple[Tensor, Tensor]: ...
+
+
+ProbeFn = Callable[[Tensor], dict[str, Tensor]]
+ProgressFn = Callable[[int, int, int, float], None]
+
+
+@dataclass
+class TrainResult:
+    """What one call of :func:`train` did. Per-run tensors have shape (G,)."""
+
+    steps: Tensor
+    converged: Tensor
+    final_loss: Tensor
+    final_train_accuracy: Tensor
+    flow_time: Tensor
+    seconds: float
+    history: dict[str, Any] = field(default_factory=dict)
+
+
+def chunk_size(learner: Learner, X: Any, cfg: TrainConfig) -> int:
+    """Examples per matrix product: ``cfg.chunk_size``, or as many as fit ``cfg.memory_budget_mb``."""
+    n = len(X)
+    if cfg.chunk_size > 0:
+        return min(cfg.chunk_size, n)
+    per_example = max(1, learner.scratch_bytes_per_example(X))
+    return max(1, min(n, cfg.memory_budget_mb * 2**20 // per_example))
+
+
+def loss_and_grad(
+    learner: Learner, X: Any, objective: Objective, idx: Tensor, chunk: int, need_grad: bool = True
+) -> tuple[Tensor, Tensor, Tensor | None]:
+    """Mean report loss (G,), training accuracy (G,) and mean gradient over examples ``idx``.
+
+    Works chunk by chunk: the scratch memory is that of ``chunk`` examples.
+    """
+    total_loss = None
+    correct = None
+    grad = torch.zeros_like(learner.params) if need_grad else None
+    n = idx.numel()
+    for start in range(0, n, chunk):
+        sub = idx[start : start + chunk]
+        Xc = X[sub]
+        logits, cache = learner.forward(Xc)
+        leaf = logits.detach().requires_grad_(need_grad)
+        with torch.set_grad_enabled(need_grad):
+            run_logits = objective.combine(leaf)
+            surrogate, report = objective(run_logits, sub)
+        if need_grad:
+            (dlogits,) = torch.autograd.grad(surrogate.sum(), leaf)
+            grad += learner.backward(Xc, cache, dlogits)
+        ok = margin_correct(run_logits.detach(), objective.y[sub]).sum(-1)
+        total_loss = report.detach() if total_loss is None else total_loss + report.detach()
+        correct = ok if correct is None else correct + ok
+    assert total_loss is not None and correct is not None
+    if grad is not None:
+        grad /= n
+    return total_loss / n, correct.to(total_loss.dtype) / n, grad
+
+
+def step_sizes(params: Tensor, grad: Tensor, n_runs: int, cfg: TrainConfig) -> Tensor:
+    """(G,) step size of each run under ``cfg.step`` (see the module docstring)."""
+    cap = torch.full((n_runs,), cfg.lr, dtype=params.dtype, device=params.device)
+    if cfg.step == "constant":
+        return cap
+    if cfg.step == "normalized":
+        gnorm = grad.reshape(n_runs, -1).norm(dim=1)
+        return torch.minimum(cap, cfg.delta / gnorm.clamp_min(1e-30))
+    # "relative": no neuron (row of the last axis) changes by more than δ of its own norm.
+    ratio = params.norm(dim=-1) / grad.norm(dim=-1).clamp_min(1e-30)
+    return torch.minimum(cap, cfg.delta * ratio.reshape(n_runs, -1).min(dim=1).values)
+
+
+def train(
+    learner: Learner,
+    X: Any,
+    objective: Objective,
+    n_runs: int,
+    cfg: TrainConfig,
+    *,
+    max_steps: int | None = None,
+    loss_threshold: float | None = None,
+    probe: ProbeFn | None = None,
+    progress: ProgressFn | None = None,
+) -> TrainResult:
+    """Train ``learner.params`` in place on inputs X (N, ...) for the objective's G = ``n_runs`` runs.
+
+    Each run stops when its training loss falls below ``loss_threshold`` (default
+    ``cfg.loss_threshold``), or after ``max_steps`` (default ``cfg.max_steps``). ``probe(params)``
+    is recorded every ``cfg.log_every`` steps and at the end, with the loss and accuracy.
+    """
+    max_steps = cfg.max_steps if max_steps is None else max_steps
+    threshold = cfg.loss_threshold if loss_threshold is None else loss_threshold
+    params = learner.params
+    R = params.shape[0]
+    group = R // n_runs
+    N = len(X)
+    device = params.device
+    chunk = chunk_size(learner, X, cfg)
+    all_idx = torch.arange(N, device=device)
+    sgd = cfg.optimizer == "sgd"
+    shuffle = generator(cfg.shuffle_seed, "sgd-order")
+    order = torch.empty(0, dtype=torch.long)
+
+    active = torch.ones(n_runs, dtype=torch.bool, device=device)
+    steps = torch.zeros(n_runs, dtype=torch.long, device=device)
+    flow_time = torch.zeros(n_runs, dtype=params.dtype, device=device)
+    hist: dict[str, list[Any]] = {"step": [], "loss": [], "train_accuracy": [], "flow_time": []}
+    t0 = time.perf_counter()
+
+    def record(step: int, loss: Tensor, acc: Tensor) -> None:
+        hist["step"].append(step)
+        hist["loss"].append(loss.cpu())
+        hist["train_accuracy"].append(acc.cpu())
+        hist["flow_time"].append(flow_time.cpu().clone())
+        if probe is not None:
+            for key, value in probe(params).items():
+                hist.setdefault(key, []).append(value.cpu())
+
+    loss = acc = torch.zeros(n_runs)
+    step = 0
+    for step in range(max_steps + 1):
+        if sgd:
+            if order.numel() < cfg.batch_size:
+                order = torch.cat([order, torch.randperm(N, generator=shuffle)])
+            batch_idx, order = order[: cfg.batch_size].to(device), order[cfg.batch_size :]
+        logging = step % cfg.log_every == 0 or step == max_steps
+        if sgd:
+            if logging:
+                loss, acc, _ = loss_and_grad(learner, X, objective, all_idx, chunk, need_grad=False)
+            _, _, grad = loss_and_grad(learner, X, objective, batch_idx, chunk)
+        else:
+            loss, acc, grad = loss_and_grad(learner, X, objective, all_idx, chunk, need_grad=step < max_steps)
+        if not sgd or logging:
+            active &= ~(loss < threshold)
+        if logging or not bool(active.any()):
+            record(step, loss, acc)
+        if progress is not None:
+            progress(step, max_steps, int(active.sum()), float(loss.max()))
+        if step == max_steps or not bool(active.any()):
+            break
+        assert grad is not None
+        eta = step_sizes(params, grad, n_runs, cfg)
+        eta = eta * active
+        params -= eta.repeat_interleave(group).view(R, *([1] * (params.dim() - 1))) * grad
+        flow_time += eta
+        steps += active.long()
+
+    history = {
+        key: torch.stack(values) if isinstance(values[0], Tensor) else torch.tensor(values)
+        for key, values in hist.items()
+    }
+    return TrainResult(
+        steps=steps.cpu(),
+        converged=(loss < threshold).cpu(),
+        final_loss=loss.cpu(),
+        final_train_accuracy=acc.cpu(),
+        flow_time=flow_time.cpu(),
+        seconds=time.perf_counter() - t0,
+        history=history,
+    )
