@@ -33,7 +33,7 @@ def random_feature_map(
     for s in range(0, len(inputs), chunk):
         part = inputs[s : s + chunk]
         act = smoothed_relu(part.preactivations(Wf, init_std, init_key), q, varrho)
-        out.append(act.view(len(part), part.n_patches, R, F).sum(1))
+        out.append(act.view(R, F, len(part), part.n_patches).sum(-1).permute(2, 0, 1))
     return torch.cat(out)
 
 
@@ -81,9 +81,10 @@ class LinearizedCNN:
 
     def forward(self, inputs: Inputs) -> tuple[Tensor, Tensor]:
         R, k, m, D = self.w0.shape
-        act0, grad0 = act_and_grad(inputs.preactivations(self.w0.reshape(-1, D), self.init_std, self.init_key), self.q, self.varrho)
-        lin = grad0 * inputs.preactivations(self.delta.reshape(-1, D), 0.0)
-        return sum_units(act0 + lin, len(inputs), inputs.n_patches, tuple(self.w0.shape)), grad0
+        pre0 = inputs.preactivations(self.w0.reshape(-1, D), self.init_std, self.init_key)
+        act0, grad0 = act_and_grad(pre0, self.q, self.varrho)
+        lin = act0.addcmul_(grad0, inputs.preactivations(self.delta.reshape(-1, D), 0.0))
+        return sum_units(lin, len(inputs), inputs.n_patches, tuple(self.w0.shape)), grad0
 
     def backward(self, inputs: Inputs, cache: Tensor, dlogits: Tensor) -> Tensor:
         return backprop_to_weights(inputs, cache, dlogits, tuple(self.w0.shape))

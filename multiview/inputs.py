@@ -15,7 +15,8 @@ the weight gradient Σ_p slope_p·x_p in another. Both go through an *inputs* ob
   every weight still has its initial Gaussian coordinate N(0, σ²); those coordinates are drawn
   when needed from a generator keyed by the batch and the chunk.
 
-Shapes: weights are flattened to W (U, D) with U = R·k·m units; pre-activations are (n·P, U).
+Shapes: weights are flattened to W (U, D) with U = R·k·m units; pre-activations are (U, n·P),
+unit-major, so that a unit's coordinates on the noise of consecutive patches are contiguous.
 """
 
 from __future__ import annotations
@@ -49,12 +50,12 @@ class DenseInputs:
         return DenseInputs(self.X[index])
 
     def preactivations(self, W: Tensor, fresh_std: float = 0.0, fresh_key: int = 0) -> Tensor:
-        """(n·P, U) = X @ Wᵀ for W (U, d)."""
-        return self.X.reshape(-1, self.X.shape[-1]) @ W.T
+        """(U, n·P) = W @ Xᵀ for W (U, d)."""
+        return W @ self.X.reshape(-1, self.X.shape[-1]).T
 
     def weight_grad(self, slope: Tensor) -> Tensor:
-        """(U, d) = slopeᵀ @ X for slope (n·P, U)."""
-        return slope.T @ self.X.reshape(-1, self.X.shape[-1])
+        """(U, d) = slope @ X for slope (U, n·P)."""
+        return slope @ self.X.reshape(-1, self.X.shape[-1])
 
 
 @dataclass
@@ -110,42 +111,63 @@ class OrthogonalInputs:
             offset=self.offset + first,
         )
 
-    def _noise_columns(self) -> Tensor:
-        """(n·P,) column of each patch's own noise coordinate (−1 for unseen noise)."""
+    def _noise_columns(self) -> tuple[slice | Tensor | None, Tensor]:
+        """Where each patch's own noise coordinate lives in W: a slice when the examples are
+        consecutive training examples (the usual case), else an index tensor (−1 for fresh),
+        and the (n·P,) mask of patches whose noise was seen in training."""
         n, P = self.noise_norm.shape
-        cols = self.coef.shape[2] + self.index[:, None] * P + torch.arange(P, device=self.index.device)
-        return torch.where(self.index[:, None] >= 0, cols, torch.full_like(cols, -1)).reshape(-1)
+        k2 = self.coef.shape[2]
+        seen = (self.index >= 0)[:, None].expand(n, P).reshape(-1)
+        if not bool(seen.any()):
+            return None, seen
+        first = int(self.index[0])
+        if first >= 0 and bool((self.index == torch.arange(first, first + n, device=self.index.device)).all()):
+            return slice(k2 + first * P, k2 + (first + n) * P), seen
+        cols = k2 + self.index[:, None] * P + torch.arange(P, device=self.index.device)
+        return torch.where(self.index[:, None] >= 0, cols, torch.full_like(cols, -1)).reshape(-1), seen
 
     def noise_coordinates(self, W: Tensor, fresh_std: float, fresh_key: int) -> Tensor:
-        """(n·P, U): each unit's coordinate on each patch's noise direction e_p. Coordinates on
+        """(U, n·P): each unit's coordinate on each patch's noise direction e_p. Coordinates on
         fresh directions are N(0, ``fresh_std``²), drawn from a generator keyed by ``fresh_key``
         (the learner's), the batch's ``fresh_key`` and the chunk's offset."""
-        cols = self._noise_columns()
-        seen = cols >= 0
-        if bool(seen.all()):
-            return W[:, cols].T
-        out = torch.empty(cols.numel(), W.shape[0], dtype=W.dtype, device=W.device)
-        if bool(seen.any()):
-            out[seen] = W[:, cols[seen]].T
-        gen = torch.Generator().manual_seed(derive_seed(fresh_key, self.fresh_key, self.offset, W.shape[0]))
-        fresh = torch.randn(int((~seen).sum()), W.shape[0], generator=gen, dtype=torch.float64)
-        out[~seen] = (fresh * fresh_std).to(device=W.device, dtype=W.dtype)
+        cols, seen = self._noise_columns()
+        if isinstance(cols, slice):
+            return W[:, cols]
+        out = torch.empty(W.shape[0], seen.numel(), dtype=W.dtype, device=W.device)
+        if cols is not None and bool(seen.any()):
+            out[:, seen] = W[:, cols[seen]]
+        if not bool(seen.all()):
+            gen = torch.Generator().manual_seed(derive_seed(fresh_key, self.fresh_key, self.offset, W.shape[0]))
+            fresh = torch.randn(W.shape[0], int((~seen).sum()), generator=gen, dtype=torch.float64)
+            out[:, ~seen] = (fresh * fresh_std).to(device=W.device, dtype=W.dtype)
         return out
 
     def preactivations(self, W: Tensor, fresh_std: float = 0.0, fresh_key: int = 0) -> Tensor:
-        """(n·P, U) = C @ W[:, :2k]ᵀ + ‖ξ_p‖·W[:, col(p)] for W (U, D)."""
+        """(U, n·P) = W[:, :2k] @ Cᵀ + ‖ξ_p‖·W[:, col(p)] for W (U, D)."""
         k2 = self.coef.shape[2]
-        pre = self.coef.reshape(-1, k2) @ W[:, :k2].T
-        return pre.add_(self.noise_coordinates(W, fresh_std, fresh_key) * self.noise_norm.reshape(-1, 1))
+        pre = torch.addcmul(
+            W[:, :k2] @ self.coef.reshape(-1, k2).T,
+            self.noise_coordinates(W, fresh_std, fresh_key),
+            self.noise_norm.reshape(1, -1),
+        )
+        return pre
 
     def weight_grad(self, slope: Tensor) -> Tensor:
-        """(U, D): slopeᵀ @ C in the feature columns, slope·‖ξ_p‖ in each seen patch's column."""
+        """(U, D): slope @ C in the feature columns, slope·‖ξ_p‖ in each seen patch's column.
+
+        ``slope`` (U, n·P) is consumed (scaled in place)."""
         k2 = self.coef.shape[2]
-        grad = torch.zeros(slope.shape[1], self.dim, dtype=slope.dtype, device=slope.device)
-        grad[:, :k2] = slope.T @ self.coef.reshape(-1, k2)
-        cols = self._noise_columns()
-        seen = cols >= 0
-        grad[:, cols[seen]] = (slope[seen] * self.noise_norm.reshape(-1, 1)[seen]).T
+        feature_part = slope @ self.coef.reshape(-1, k2)
+        noise_part = slope.mul_(self.noise_norm.reshape(1, -1))
+        cols, seen = self._noise_columns()
+        if isinstance(cols, slice) and cols.start == k2 and cols.stop == self.dim:
+            return torch.cat([feature_part, noise_part], dim=1)
+        grad = torch.zeros(slope.shape[0], self.dim, dtype=slope.dtype, device=slope.device)
+        grad[:, :k2] = feature_part
+        if isinstance(cols, slice):
+            grad[:, cols] = noise_part
+        elif cols is not None:
+            grad[:, cols[seen]] = noise_part[:, seen]
         return grad
 
 

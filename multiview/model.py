@@ -36,30 +36,34 @@ def smoothed_relu_grad(z: Tensor, q: int, varrho: float) -> Tensor:
 
 
 def act_and_grad(a: Tensor, q: int, varrho: float) -> tuple[Tensor, Tensor]:
-    """ReLU~(a) and ReLU~′(a) sharing one power: a few fused elementwise passes."""
-    t = a.clamp(0, varrho).div_(varrho)
+    """ReLU~(a) and ReLU~′(a) in a few passes; ``a`` is overwritten with ReLU~(a).
+
+    With t = clamp(a, 0, ϱ)/ϱ: ReLU~′(a) = t^(q−1) and ReLU~(a) = (ϱ/q)·t^q + max(a − ϱ, 0),
+    which is the paper's piecewise formula on every piece (t = 1 above ϱ, t = 0 below 0).
+    """
+    t = a.clamp(0, varrho).mul_(1.0 / varrho)
     g = t.pow(q - 1) if q > 1 else (a > 0).to(a.dtype)
-    act = torch.where(a > varrho, a - (1 - 1 / q) * varrho, t.mul_(g).mul_(varrho / q))
+    act = a.sub_(varrho).clamp_(min=0).addcmul_(t, g, value=varrho / q)
     return act, g
 
 
 def sum_units(values: Tensor, n: int, P: int, shape: tuple[int, ...]) -> Tensor:
-    """(n·P, R·k·m) per-patch, per-unit values → (R, n, k) logits: the sum over patches and the
-    m neurons of each class."""
+    """(R·k·m, n·P) per-unit, per-patch values → (R, n, k) logits: the sum over the m neurons of
+    each class and over patches."""
     R, k, m, _ = shape
-    return values.view(n, P, R, k, m).sum(dim=(1, 4)).permute(1, 0, 2)
+    return values.view(R, k, m, n, P).sum(dim=(2, 4)).permute(0, 2, 1)
 
 
 def backprop_to_weights(inputs: Inputs, slope: Tensor, dlogits: Tensor, shape: tuple[int, ...]) -> Tensor:
     """dL/dW (R, k, m, D) for logits F_i = Σ_{r,p} f(⟨w_{i,r}, x_p⟩) whose per-unit slopes
-    ∂F_i/∂⟨w_{i,r}, x_p⟩ are ``slope`` (n·P, R·k·m), given dL/dF ``dlogits`` (R, n, k).
+    ∂F_i/∂⟨w_{i,r}, x_p⟩ are ``slope`` (R·k·m, n·P), given dL/dF ``dlogits`` (R, n, k).
 
-    One matrix product: (R·k·m, n·P) @ (n·P, D).
+    One matrix product: (R·k·m, n·P) @ (n·P, D). ``slope`` is consumed (overwritten).
     """
     R, k, m, D = shape
     n, P = len(inputs), inputs.n_patches
-    g = slope.view(n, P, R, k, m) * dlogits.permute(1, 0, 2)[:, None, :, :, None]
-    return inputs.weight_grad(g.view(n * P, R * k * m)).view(R, k, m, D)
+    g = slope.view(R, k, m, n, P).mul_(dlogits.permute(0, 2, 1)[:, :, None, :, None])
+    return inputs.weight_grad(g.view(R * k * m, n * P)).view(R, k, m, D)
 
 
 def init_weights(
@@ -111,7 +115,7 @@ class TwoLayerCNN:
         return R, k, m, d
 
     def preactivations(self, inputs: Inputs) -> Tensor:
-        """(n·P, R·k·m) inner products ⟨w_{i,r}, x_p⟩ for every patch and neuron."""
+        """(R·k·m, n·P) inner products ⟨w_{i,r}, x_p⟩ for every neuron and patch."""
         R, k, m, D = self.shape
         return inputs.preactivations(self.weights.reshape(R * k * m, D), self.init_std, self.init_key)
 

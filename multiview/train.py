@@ -80,19 +80,24 @@ def chunk_size(learner: Learner, X: Any, cfg: TrainConfig) -> int:
 
 
 def loss_and_grad(
-    learner: Learner, X: Any, objective: Objective, idx: Tensor, chunk: int, need_grad: bool = True
+    learner: Learner, X: Any, objective: Objective, idx: Tensor | None, chunk: int, need_grad: bool = True
 ) -> tuple[Tensor, Tensor, Tensor | None]:
-    """Mean report loss (G,), training accuracy (G,) and mean gradient over examples ``idx``.
+    """Mean report loss (G,), training accuracy (G,) and mean gradient over examples ``idx``
+    (``None``: all examples, in order, taken as slices without copies).
 
     Works chunk by chunk: the scratch memory is that of ``chunk`` examples.
     """
     total_loss = None
     correct = None
-    grad = torch.zeros_like(learner.params) if need_grad else None
-    n = idx.numel()
+    grad = None
+    n = len(X) if idx is None else idx.numel()
     for start in range(0, n, chunk):
-        sub = idx[start : start + chunk]
-        Xc = X[sub]
+        if idx is None:
+            sub = torch.arange(start, min(start + chunk, n), device=objective.y.device)
+            Xc = X[start : start + chunk] if (start > 0 or chunk < n) else X
+        else:
+            sub = idx[start : start + chunk]
+            Xc = X[sub]
         logits, cache = learner.forward(Xc)
         leaf = logits.detach().requires_grad_(need_grad)
         with torch.set_grad_enabled(need_grad):
@@ -100,7 +105,8 @@ def loss_and_grad(
             surrogate, report = objective(run_logits, sub)
         if need_grad:
             (dlogits,) = torch.autograd.grad(surrogate.sum(), leaf)
-            grad += learner.backward(Xc, cache, dlogits)
+            part = learner.backward(Xc, cache, dlogits)
+            grad = part if grad is None else grad.add_(part)
         ok = margin_correct(run_logits.detach(), objective.y[sub]).sum(-1)
         total_loss = report.detach() if total_loss is None else total_loss + report.detach()
         correct = ok if correct is None else correct + ok
@@ -149,7 +155,6 @@ def train(
     N = len(X)
     device = params.device
     chunk = chunk_size(learner, X, cfg)
-    all_idx = torch.arange(N, device=device)
     sgd = cfg.optimizer == "sgd"
     shuffle = generator(cfg.shuffle_seed, "sgd-order")
     order = torch.empty(0, dtype=torch.long)
@@ -179,10 +184,10 @@ def train(
         logging = step % cfg.log_every == 0 or step == max_steps
         if sgd:
             if logging:
-                loss, acc, _ = loss_and_grad(learner, X, objective, all_idx, chunk, need_grad=False)
+                loss, acc, _ = loss_and_grad(learner, X, objective, None, chunk, need_grad=False)
             _, _, grad = loss_and_grad(learner, X, objective, batch_idx, chunk)
         else:
-            loss, acc, grad = loss_and_grad(learner, X, objective, all_idx, chunk, need_grad=step < max_steps)
+            loss, acc, grad = loss_and_grad(learner, X, objective, None, chunk, need_grad=step < max_steps)
         if not sgd or logging:
             active &= ~(loss < threshold)
         if logging or not bool(active.any()):
@@ -192,9 +197,8 @@ def train(
         if step == max_steps or not bool(active.any()):
             break
         assert grad is not None
-        eta = step_sizes(params, grad, n_runs, cfg)
-        eta = eta * active
-        params -= eta.repeat_interleave(group).view(R, *([1] * (params.dim() - 1))) * grad
+        eta = step_sizes(params, grad, n_runs, cfg) * active
+        params.sub_(grad.mul_(eta.repeat_interleave(group).view(R, *([1] * (params.dim() - 1)))))
         flow_time += eta
         steps += active.long()
 

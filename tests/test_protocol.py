@@ -1,0 +1,62 @@
+"""The protocol: determinism, resume without recomputation, atomic results."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from multiview.config import get_preset
+from multiview.protocol import Reporter, resolve_stages, run_protocol
+
+
+class Counting(Reporter):
+    def __init__(self):
+        self.computed = []
+        self.cached = []
+
+    def stage_finished(self, name, seconds, cached):
+        (self.cached if cached else self.computed).append(name)
+
+
+def _cfg():
+    return get_preset("smoke").with_overrides({"protocol.stages": "single,ensemble,kd,ensemble_of_kd"})
+
+
+def test_same_config_same_numbers(tmp_path):
+    a = run_protocol(_cfg(), out_dir=tmp_path / "a")
+    b = run_protocol(_cfg(), out_dir=tmp_path / "b")
+    for key in ("single", "ensemble", "kd", "ensemble_of_kd"):
+        assert a[key]["test_error"] == b[key]["test_error"], key
+    assert a["views"]["learned"] == b["views"]["learned"]
+    assert a["single"]["history"]["Lambda"] == b["single"]["history"]["Lambda"]
+
+
+def test_resume_skips_finished_stages(tmp_path):
+    cfg = _cfg()
+    first = Counting()
+    full = run_protocol(cfg, out_dir=tmp_path, reporter=first)
+    assert first.computed == ["single", "ensemble", "kd", "ensemble_of_kd"]
+    # Simulate an interruption after "kd": drop the last stage's checkpoint.
+    (tmp_path / "stages" / "ensemble_of_kd.pt").unlink()
+    second = Counting()
+    resumed = run_protocol(cfg, out_dir=tmp_path, resume=True, reporter=second)
+    assert second.cached == ["single", "ensemble", "kd"]
+    assert second.computed == ["ensemble_of_kd"]
+    assert resumed["ensemble_of_kd"]["test_error"] == full["ensemble_of_kd"]["test_error"]
+    saved = json.loads((tmp_path / "results.json").read_text())
+    assert saved["complete"] is True
+
+
+def test_resume_ignores_checkpoints_of_another_config(tmp_path):
+    run_protocol(_cfg().with_overrides({"protocol.stages": "single"}), out_dir=tmp_path)
+    other = _cfg().with_overrides({"protocol.stages": "single", "data.mu": 0.3})
+    rep = Counting()
+    run_protocol(other, out_dir=tmp_path, resume=True, reporter=rep)
+    assert rep.computed == ["single"]
+
+
+def test_stage_prerequisites_are_added():
+    assert resolve_stages(["ensemble_of_kd"]) == ["single", "kd", "ensemble_of_kd"]
+    with pytest.raises(ValueError, match="unknown stage"):
+        resolve_stages(["nope"])
