@@ -50,12 +50,14 @@ class DataConfig:
     features per patch. ``noise_model`` = ``gaussian`` materializes X ∈ R^{n×P×d} with
     ξ_p ~ N(0, σ²I_d); ``orthogonal`` is the d → ∞ limit at the same norm ‖ξ_p‖ = σ·√d, in which
     every ξ_p is orthogonal to the features and to every other ξ_p (the regime the paper's
-    d ≥ poly(k) describes; see :mod:`multiview.inputs`). Under ``gaussian``, ``noise_in_feature_span`` = ``True`` draws ξ_p ~ N(0, σ²I_d) as the paper
-    does; ``False`` removes its component along the 2k features. At the paper's d ≥ poly(k) that
-    component (≈ σ per feature) is negligible; at simulable d it is not: a neuron that learned
-    v_{i,1} to Λ ≈ 2 sees ±2σ from ξ on every patch, which leaks into v_{i,2}'s patches and teaches
-    the second view. ``False`` is the d → ∞ limit at a size a laptop runs. When V(X) needs more than P patches, ``on_cap`` = ``drop`` keeps a random
-    subset of the cross-class features (the batch reports how often) and ``error`` refuses.
+    d ≥ poly(k) describes; see :mod:`multiview.inputs`). Under ``gaussian``,
+    ``noise_in_feature_span`` = ``True`` draws ξ_p ~ N(0, σ²I_d) as the paper does; ``False``
+    removes its component along the 2k features. At the paper's d ≥ poly(k) that component
+    (≈ σ per feature) is negligible; at simulable d it is not: a neuron that learned v_{i,1} to
+    Λ ≈ 2 sees ±2σ from ξ on every patch, which leaks into v_{i,2}'s patches and teaches the
+    second view (docs/regime.md). When V(X) needs more than P patches, ``on_cap`` = ``drop``
+    keeps a random subset of the cross-class features (the batch reports how often) and
+    ``error`` refuses.
     """
 
     k: int = 10
@@ -155,7 +157,8 @@ class TrainConfig:
     Training stops, per seed, when its training loss falls below ``loss_threshold``, or after
     ``max_steps``. Probes are logged every ``log_every`` steps. ``chunk_size`` bounds the number
     of examples in one matrix product (0 = automatic, from ``memory_budget_mb``).
-    ``dtype`` is ``float32`` or ``float64``.
+    ``dtype`` is ``float32`` or ``float64``. ``matmul`` (``exact``, ``tf32``, ``bf16``) and
+    ``compile`` trade rounding for speed (:mod:`multiview.precision`).
     """
 
     optimizer: str = "gd"
@@ -170,6 +173,8 @@ class TrainConfig:
     chunk_size: int = 0
     memory_budget_mb: int = 1024
     dtype: str = "float32"
+    matmul: str = "exact"
+    compile: bool = False
 
     def validate(self) -> None:
         _choice("train.optimizer", self.optimizer, ("gd", "sgd"))
@@ -185,6 +190,7 @@ class TrainConfig:
         _int_at_least("train.chunk_size", self.chunk_size, 0)
         _int_at_least("train.memory_budget_mb", self.memory_budget_mb, 1)
         _choice("train.dtype", self.dtype, ("float32", "float64"))
+        _choice("train.matmul", self.matmul, ("exact", "tf32", "bf16"))
 
 
 @dataclass
@@ -315,9 +321,11 @@ class SimConfig:
     def to_toml(self) -> str:
         return tomli_w.dumps(_drop_none(self.to_dict()))
 
-    def config_hash(self) -> str:
-        """A stable 16-hex-digit hash of the resolved config (key order and float repr fixed)."""
-        text = json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"))
+    def config_hash(self, exclude: tuple[str, ...] = ()) -> str:
+        """A stable 16-hex-digit hash of the resolved config (key order and float repr fixed),
+        optionally leaving out whole sections."""
+        plain = {k: v for k, v in self.to_dict().items() if k not in exclude}
+        text = json.dumps(plain, sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(text.encode()).hexdigest()[:16]
 
     def with_overrides(self, overrides: dict[str, Any]) -> SimConfig:
@@ -379,7 +387,9 @@ def resolve_key(key: str) -> str:
         return f"{owners[0]}.{key}"
     if not owners:
         raise ConfigError(f"unknown config key {key!r}; known keys: {', '.join(all_keys())}")
-    raise ConfigError(f"config key {key!r} is ambiguous: say one of " + ", ".join(f"{o}.{key}" for o in owners))
+    raise ConfigError(
+        f"config key {key!r} is ambiguous: say one of " + ", ".join(f"{o}.{key}" for o in owners)
+    )
 
 
 def all_keys() -> list[str]:
@@ -440,9 +450,7 @@ def _set_path(cfg: SimConfig, key: str, value: Any) -> None:
         raise ConfigError(f"unknown config key {key!r}; sections are {', '.join(_SECTION_TYPES)}")
     section, name = parts
     if name not in _SECTION_FIELDS[section]:
-        raise ConfigError(
-            f"unknown config key {key!r}; {section} has: {', '.join(_SECTION_FIELDS[section])}"
-        )
+        raise ConfigError(f"unknown config key {key!r}; {section} has: {', '.join(_SECTION_FIELDS[section])}")
     obj = getattr(cfg, section)
     ftype = {f.name: f.type for f in dataclasses.fields(obj)}[name]
     setattr(obj, name, _coerce(key, getattr(obj, name), value, ftype))

@@ -38,8 +38,9 @@ class DataError(ValueError):
 class Batch:
     """n examples of the multi-view distribution and how each was built.
 
-    Shapes: ``X`` (n, P, d) (``None`` under the orthogonal noise model); ``y`` (n,) class; ``single`` (n,) single-view flag; ``dominant`` (n,)
-    the dominant view ℓ̂ ∈ {0, 1} of single-view examples (−1 for multi-view); ``totals`` (n, 2k)
+    Shapes: ``X`` (n, P, d) (``None`` under the orthogonal noise model); ``y`` (n,) class;
+    ``single`` (n,) single-view flag; ``dominant`` (n,) the dominant view ℓ̂ ∈ {0, 1} of
+    single-view examples (−1 for multi-view); ``totals`` (n, 2k)
     the per-feature totals S_v = Σ_p z_p (0 where v ∉ V(X)); ``patch_feature`` (n, P) the feature
     carried by each patch (−1 for a non-feature patch); ``z`` (n, P) its coefficient z_p;
     ``alpha`` (n, P, 2k) the feature-noise coefficients α_{p,v′}; ``noise`` (n, P, d) ξ_p (``None``
@@ -109,7 +110,9 @@ class MultiViewDistribution:
         config.validate()
         self.config = config
         self.seed = seed
-        gauss = torch.randn(config.d, 2 * config.k, generator=generator(seed, "features"), dtype=torch.float64)
+        gauss = torch.randn(
+            config.d, 2 * config.k, generator=generator(seed, "features"), dtype=torch.float64
+        )
         q, _ = torch.linalg.qr(gauss)
         self.features = q.T.contiguous()
 
@@ -158,7 +161,9 @@ class MultiViewDistribution:
             assert batch.X is not None
             return DenseInputs(batch.X)
         n = len(batch)
-        index = torch.arange(n, device=batch.y.device) if seen else torch.full((n,), -1, device=batch.y.device)
+        index = (
+            torch.arange(n, device=batch.y.device) if seen else torch.full((n,), -1, device=batch.y.device)
+        )
         n_train = n if seen else 0
         return OrthogonalInputs(batch.coef, batch.noise_norm, index, n_train, fresh_key)
 
@@ -228,7 +233,9 @@ class MultiViewDistribution:
                     f"{worst} cross-class features (+2 label views); raise data.P, lower data.s, "
                     "or set data.on_cap = 'drop'"
                 )
-            key = torch.where(cross, torch.rand(n, k2, generator=gen, dtype=f64), torch.full((n, k2), 2.0, dtype=f64))
+            key = torch.where(
+                cross, torch.rand(n, k2, generator=gen, dtype=f64), torch.full((n, k2), 2.0, dtype=f64)
+            )
             rank = key.argsort(1).argsort(1)
             cross &= rank < max_cross
         present = own | cross
@@ -277,7 +284,9 @@ class MultiViewDistribution:
         # Feature noise α_{p,v′} ∈ [0, γ] on every feature (or on a few per patch).
         alpha = c.gamma * torch.rand(n, P, k2, generator=gen, dtype=f64)
         if c.feature_noise == "sparse":
-            keep = torch.rand(n, P, k2, generator=gen, dtype=f64).argsort(-1).argsort(-1) < c.feature_noise_count
+            keep = (
+                torch.rand(n, P, k2, generator=gen, dtype=f64).argsort(-1).argsort(-1) < c.feature_noise_count
+            )
             alpha = alpha * keep
 
         std = self.noise_std(patch_feature)

@@ -56,7 +56,7 @@ def explain_single_view(correct: Tensor, learned: Tensor, batch: Batch) -> dict[
     wrong = ~correct[:, single]
 
     def ratio(num: Tensor, den: Tensor) -> list[float]:
-        return [float(a) / float(b) if float(b) > 0 else float("nan") for a, b in zip(num, den)]
+        return [float(a) / float(b) if float(b) > 0 else float("nan") for a, b in zip(num, den, strict=False)]
 
     unl = ~dom_learned
     return {

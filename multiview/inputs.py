@@ -26,6 +26,7 @@ from dataclasses import dataclass, replace
 import torch
 from torch import Tensor
 
+from multiview.precision import mm
 from multiview.seeding import derive_seed
 
 
@@ -51,11 +52,11 @@ class DenseInputs:
 
     def preactivations(self, W: Tensor, fresh_std: float = 0.0, fresh_key: int = 0) -> Tensor:
         """(U, n·P) = W @ Xᵀ for W (U, d)."""
-        return W @ self.X.reshape(-1, self.X.shape[-1]).T
+        return mm(W, self.X.reshape(-1, self.X.shape[-1]).T)
 
     def weight_grad(self, slope: Tensor) -> Tensor:
         """(U, d) = slope @ X for slope (U, n·P)."""
-        return slope @ self.X.reshape(-1, self.X.shape[-1])
+        return mm(slope, self.X.reshape(-1, self.X.shape[-1]))
 
 
 @dataclass
@@ -121,7 +122,9 @@ class OrthogonalInputs:
         if not bool(seen.any()):
             return None, seen
         first = int(self.index[0])
-        if first >= 0 and bool((self.index == torch.arange(first, first + n, device=self.index.device)).all()):
+        if first >= 0 and bool(
+            (self.index == torch.arange(first, first + n, device=self.index.device)).all()
+        ):
             return slice(k2 + first * P, k2 + (first + n) * P), seen
         cols = k2 + self.index[:, None] * P + torch.arange(P, device=self.index.device)
         return torch.where(self.index[:, None] >= 0, cols, torch.full_like(cols, -1)).reshape(-1), seen
@@ -137,7 +140,9 @@ class OrthogonalInputs:
         if cols is not None and bool(seen.any()):
             out[:, seen] = W[:, cols[seen]]
         if not bool(seen.all()):
-            gen = torch.Generator().manual_seed(derive_seed(fresh_key, self.fresh_key, self.offset, W.shape[0]))
+            gen = torch.Generator().manual_seed(
+                derive_seed(fresh_key, self.fresh_key, self.offset, W.shape[0])
+            )
             fresh = torch.randn(W.shape[0], int((~seen).sum()), generator=gen, dtype=torch.float64)
             out[:, ~seen] = (fresh * fresh_std).to(device=W.device, dtype=W.dtype)
         return out
@@ -146,7 +151,7 @@ class OrthogonalInputs:
         """(U, n·P) = W[:, :2k] @ Cᵀ + ‖ξ_p‖·W[:, col(p)] for W (U, D)."""
         k2 = self.coef.shape[2]
         pre = torch.addcmul(
-            W[:, :k2] @ self.coef.reshape(-1, k2).T,
+            mm(W[:, :k2], self.coef.reshape(-1, k2).T),
             self.noise_coordinates(W, fresh_std, fresh_key),
             self.noise_norm.reshape(1, -1),
         )
@@ -157,7 +162,7 @@ class OrthogonalInputs:
 
         ``slope`` (U, n·P) is consumed (scaled in place)."""
         k2 = self.coef.shape[2]
-        feature_part = slope @ self.coef.reshape(-1, k2)
+        feature_part = mm(slope, self.coef.reshape(-1, k2))
         noise_part = slope.mul_(self.noise_norm.reshape(1, -1))
         cols, seen = self._noise_columns()
         if isinstance(cols, slice) and cols.start == k2 and cols.stop == self.dim:

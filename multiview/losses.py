@@ -98,7 +98,9 @@ class TheoryKDObjective(LabelObjective):
 
     The KD part is not the gradient of a loss; it enters as the surrogate
     Σ_n Σ_i stopgrad(c_{n,i})·F_i(X_n) whose derivative in F_i is c_{n,i} = (η′/η)·(·)^−. The
-    reported loss is the label cross-entropy.
+    reported loss is the label cross-entropy plus Σ_i |(logit^τ_i(F) − logit^τ_i(G))^−|, how far
+    the student's tempered probabilities still fall below the teacher's: it reaches 0 only when
+    the labels are fit and the one-sided term has nothing left to push.
     """
 
     def __init__(self, y: Tensor, teacher: Tensor, tau: float, eta_ratio: float) -> None:
@@ -111,4 +113,4 @@ class TheoryKDObjective(LabelObjective):
         ce = cross_entropy(run_logits, self.y[idx])
         coef = theory_kd_coefficient(run_logits.detach(), self.teacher[:, idx], self.tau)
         surrogate = ce + self.eta_ratio * (coef * run_logits).sum(dim=(-1, -2))
-        return surrogate, ce
+        return surrogate, ce.detach() - coef.sum(dim=(-1, -2))

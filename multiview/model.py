@@ -15,6 +15,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from multiview import precision
 from multiview.inputs import Inputs
 from multiview.seeding import generator
 
@@ -36,6 +37,15 @@ def smoothed_relu_grad(z: Tensor, q: int, varrho: float) -> Tensor:
 
 
 def act_and_grad(a: Tensor, q: int, varrho: float) -> tuple[Tensor, Tensor]:
+    """ReLU~(a) and ReLU~′(a); ``a`` may be overwritten. Uses the compiled version when
+    ``train.compile`` is on (:mod:`multiview.precision`)."""
+    fn = precision.compiled_activation()
+    if fn is not None:
+        return fn(a, q, varrho)
+    return act_and_grad_eager(a, q, varrho)
+
+
+def act_and_grad_eager(a: Tensor, q: int, varrho: float) -> tuple[Tensor, Tensor]:
     """ReLU~(a) and ReLU~′(a) in a few passes; ``a`` is overwritten with ReLU~(a).
 
     With t = clamp(a, 0, ϱ)/ϱ: ReLU~′(a) = t^(q−1) and ReLU~(a) = (ϱ/q)·t^q + max(a − ϱ, 0),
@@ -98,7 +108,9 @@ class TwoLayerCNN:
     ``init_key`` identifies the initialization (so those coordinates differ between models).
     """
 
-    def __init__(self, weights: Tensor, q: int, varrho: float, init_std: float = 0.0, init_key: int = 0) -> None:
+    def __init__(
+        self, weights: Tensor, q: int, varrho: float, init_std: float = 0.0, init_key: int = 0
+    ) -> None:
         self.weights = weights
         self.q = q
         self.varrho = varrho

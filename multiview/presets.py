@@ -22,8 +22,19 @@ class Preset:
 # present, a sharp power (q = 6) and a small initialization, trained to a training loss of 1e-3.
 PAPER = {
     "data": {
-        "k": 10, "d": 200, "P": 16, "C_p": 1, "s": 4.6, "mu": 0.1, "rho": 0.1, "Gamma": 0.3,
-        "gamma": 0.0, "sigma_p": 0.07, "noise_model": "orthogonal", "n_train": 500, "n_test": 50000,
+        "k": 10,
+        "d": 200,
+        "P": 16,
+        "C_p": 1,
+        "s": 4.6,
+        "mu": 0.1,
+        "rho": 0.1,
+        "Gamma": 0.3,
+        "gamma": 0.0,
+        "sigma_p": 0.07,
+        "noise_model": "orthogonal",
+        "n_train": 500,
+        "n_test": 50000,
     },
     "model": {"m": 4, "q": 6, "varrho": 0.1, "sigma_0": 0.001},
     "train": {"step": "relative", "lr": 1e9, "delta": 0.05, "max_steps": 4000, "loss_threshold": 1e-3},
@@ -32,8 +43,17 @@ PAPER = {
 
 SMOKE = {
     "data": {
-        "k": 4, "d": 64, "P": 8, "C_p": 1, "s": 2.0, "mu": 0.2, "gamma": 0.0, "sigma_p": 0.1,
-        "noise_model": "orthogonal", "n_train": 120, "n_test": 2000,
+        "k": 4,
+        "d": 64,
+        "P": 8,
+        "C_p": 1,
+        "s": 2.0,
+        "mu": 0.2,
+        "gamma": 0.0,
+        "sigma_p": 0.1,
+        "noise_model": "orthogonal",
+        "n_train": 120,
+        "n_test": 2000,
     },
     "model": {"m": 2, "q": 4, "sigma_0": 0.01},
     "train": {"step": "relative", "lr": 1e9, "delta": 0.1, "max_steps": 300, "log_every": 25},
@@ -41,8 +61,37 @@ SMOKE = {
     "protocol": {"kd_steps": 300, "baseline_steps": 100, "rf_width": 32},
 }
 
+
+def _with(base: dict[str, Any], **sections: dict[str, Any]) -> dict[str, Any]:
+    """``base`` with some sections' keys replaced."""
+    out = {key: dict(value) if isinstance(value, dict) else value for key, value in base.items()}
+    for section, values in sections.items():
+        out[section] = {**out.get(section, {}), **values}
+    return out
+
+
 PRESETS: dict[str, Preset] = {
     "default": Preset("the main job: the paper's regime at a size two CPU cores run in about a minute"),
     "smoke": Preset("tiny problem (k=4, N=120, 3 seeds); seconds; for tests", SMOKE),
     "paper": Preset("the regime that reproduces the theory at k=10 (10 seeds, 50,000 test examples)", PAPER),
+    "ablation_no_single_view": Preset(
+        "paper with μ = 0: no single-view data, so every method should reach ≈ 0 error",
+        _with(PAPER, data={"mu": 0.0}),
+    ),
+    "ablation_strong_weak_view": Preset(
+        "paper with ρ = 1: the weak view is as strong as the dominant one; no single-view penalty",
+        _with(PAPER, data={"rho": 1.0}),
+    ),
+    "ablation_no_cross_class": Preset(
+        "paper with s = 0: no cross-class features, so an unlearned dominant view has no competitor",
+        _with(PAPER, data={"s": 0.0}),
+    ),
+    "ablation_kd_off": Preset(
+        "paper with the KD term switched off (η′ = 0): students fall back to Theorem 1",
+        _with(PAPER, protocol={"kd_eta_ratio": 0.0, "stages": ("single", "ensemble", "kd", "self_kd")}),
+    ),
+    "ablation_near_linear": Preset(
+        "paper with q = 1 (plain ReLU, no power regime): the lottery's winner-take-all fades",
+        _with(PAPER, model={"q": 1}),
+    ),
 }

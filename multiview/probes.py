@@ -140,10 +140,14 @@ def memorization(
         count = mask.sum(1)
         denom = count.clamp_min(1).to(own.dtype)
         out[name] = {
-            "own_noise": [float(v) if c > 0 else float("nan") for v, c in zip((own * mask).sum(1) / denom, count)],
-            "fresh_noise": [
-                float(v) if c > 0 else float("nan") for v, c in zip((fresh * mask).sum(1) / denom, count)
-            ],
+            "own_noise": _masked_means(own, mask, count, denom),
+            "fresh_noise": _masked_means(fresh, mask, count, denom),
             "count": [int(c) for c in count],
         }
     return out
+
+
+def _masked_means(values: Tensor, mask: Tensor, count: Tensor, denom: Tensor) -> list[float]:
+    """Per row of ``values`` (R, n): the mean over the masked entries (NaN where none)."""
+    avg = (values * mask).sum(1) / denom
+    return [float(v) if c > 0 else float("nan") for v, c in zip(avg, count, strict=True)]

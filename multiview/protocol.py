@@ -28,7 +28,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from multiview import bounds, ensemble
+from multiview import bounds, ensemble, precision
 from multiview.baselines import LinearizedCNN, RandomFeatures, random_feature_map
 from multiview.config import STAGES, SimConfig
 from multiview.data import Batch, MultiViewDistribution
@@ -136,6 +136,7 @@ def run_protocol(
     device = torch.device(device)
     dtype = torch.float64 if cfg.train.dtype == "float64" else torch.float32
     reporter = reporter or Reporter()
+    precision.configure(cfg.train, device)
     out = Path(out_dir) if out_dir is not None else None
     t0 = time.perf_counter()
     dist = MultiViewDistribution(cfg.data, cfg.seed)
@@ -154,9 +155,10 @@ def run_protocol(
         atomic_write_text(out / "config.toml", cfg.to_toml())
     for name in resolve_stages(cfg.protocol.stages):
         ckpt = out / "stages" / f"{name}.pt" if out is not None else None
+        key = stage_hash(cfg, name)
         if resume and ckpt is not None and ckpt.exists():
             saved = load_tensors(ckpt)
-            if saved.get("config_hash") == cfg.config_hash():
+            if saved.get("config_hash") == key:
                 run.results[name] = saved["json"]
                 run.tensors[name] = saved["tensors"]
                 run.timing[name] = saved["seconds"]
@@ -170,11 +172,20 @@ def run_protocol(
         run.timing[name] = seconds
         reporter.stage_finished(name, seconds, cached=False)
         if ckpt is not None:
-            save_tensors(
-                ckpt, {"config_hash": cfg.config_hash(), "json": part, "tensors": tensors, "seconds": seconds}
-            )
+            save_tensors(ckpt, {"config_hash": key, "json": part, "tensors": tensors, "seconds": seconds})
             _finish(run, out, t0, partial=True)
     return _finish(run, out, t0, partial=False)
+
+
+# Stages whose result does not depend on the [protocol] section (so a resumed run with other
+# protocol settings can reuse them).
+_PROTOCOL_FREE = ("single",)
+
+
+def stage_hash(cfg: SimConfig, name: str) -> str:
+    """The hash that a stage's checkpoint must match to be reused: the whole config, except that
+    the stages listed in ``_PROTOCOL_FREE`` ignore the [protocol] section."""
+    return cfg.config_hash(exclude=("protocol",) if name in _PROTOCOL_FREE else ())
 
 
 def _finish(run: Run, out: Path | None, t0: float, partial: bool) -> dict[str, Any]:
@@ -305,7 +316,11 @@ def _view_summary(learned: Tensor) -> dict[str, Any]:
 
 def _evaluate(run: Run, learner, logits_override: Tensor | None = None) -> tuple[Tensor, dict[str, Tensor]]:
     inputs = run.test_inputs
-    logits = batched_logits(learner, inputs, _chunk(run, learner, inputs)) if logits_override is None else logits_override
+    logits = (
+        batched_logits(learner, inputs, _chunk(run, learner, inputs))
+        if logits_override is None
+        else logits_override
+    )
     return logits, error_rates(logits, run.test)
 
 
@@ -320,7 +335,16 @@ def stage_single(run: Run) -> tuple[dict[str, Any], dict[str, Any]]:
     net = _new_cnn(run, "model", S)
     L0, P0, _ = _learned(run, net.weights)
     Xtr = run.train_inputs
-    res = _train(run, "single", net, Xtr, LabelObjective(run.train.y), S, cfg.train.max_steps, probe=view_probe(run.dist))
+    res = _train(
+        run,
+        "single",
+        net,
+        Xtr,
+        LabelObjective(run.train.y),
+        S,
+        cfg.train.max_steps,
+        probe=view_probe(run.dist),
+    )
     LT, PT, learned = _learned(run, net.weights)
     test_logits, errs = _evaluate(run, net)
     train_logits = batched_logits(net, Xtr, _chunk(run, net, Xtr))
@@ -368,7 +392,9 @@ def stage_single(run: Run) -> tuple[dict[str, Any], dict[str, Any]]:
     return part, tensors
 
 
-def lottery_by_ratio(L0: Tensor, learned: Tensor, edges: tuple[float, ...] = (1.0, 1.05, 1.1, 1.25, 1.5, 2.0, 4.0)):
+def lottery_by_ratio(
+    L0: Tensor, learned: Tensor, edges: tuple[float, ...] = (1.0, 1.05, 1.1, 1.25, 1.5, 2.0, 4.0)
+):
     """Agreement of the learned view with argmax Λ(0), binned by the initial ratio max/min of
     Λ_{i,1}(0), Λ_{i,2}(0) (classes with exactly one view learned and both Λ(0) > 0)."""
     hi = L0.max(-1).values
@@ -378,7 +404,7 @@ def lottery_by_ratio(L0: Tensor, learned: Tensor, edges: tuple[float, ...] = (1.
     agree = learned.long().argmax(-1) == L0.argmax(-1)
     out = {"bin_low": [], "bin_high": [], "agreement": [], "count": []}
     bounds_ = list(edges) + [float("inf")]
-    for a, b in zip(bounds_[:-1], bounds_[1:]):
+    for a, b in zip(bounds_[:-1], bounds_[1:], strict=False):
         mask = one & (ratio >= a) & (ratio < b)
         out["bin_low"].append(a)
         out["bin_high"].append(b)
@@ -389,7 +415,11 @@ def lottery_by_ratio(L0: Tensor, learned: Tensor, edges: tuple[float, ...] = (1.
 
 def _history_json(res: TrainResult) -> dict[str, Any]:
     h = res.history
-    out = {"step": h["step"].tolist(), "loss": h["loss"].tolist(), "train_accuracy": h["train_accuracy"].tolist()}
+    out = {
+        "step": h["step"].tolist(),
+        "loss": h["loss"].tolist(),
+        "train_accuracy": h["train_accuracy"].tolist(),
+    }
     out["flow_time"] = h["flow_time"].tolist()
     for key in ("Lambda", "Phi"):
         if key in h:
@@ -454,6 +484,12 @@ def _kd_objective(run: Run, teacher: Tensor):
     return PracticalKDObjective(y, teacher, p.kd_t, p.kd_temperature)
 
 
+def _kd_threshold(run: Run) -> float:
+    """Theory KD students stop like single models (their reported loss also measures how far they
+    still fall below the teacher); practical-KD students train for their whole budget."""
+    return run.cfg.train.loss_threshold if run.cfg.protocol.kd_objective == "theory" else 0.0
+
+
 def _student_views(run: Run, student_learned: Tensor, L0: Tensor, teacher_learned: Tensor) -> dict[str, Any]:
     """What students learned relative to their own lottery and to their teachers.
 
@@ -484,7 +520,9 @@ def stage_kd(run: Run) -> tuple[dict[str, Any], dict[str, Any]]:
     net = _new_cnn(run, "kd_student", S)
     L0, _, _ = _learned(run, net.weights)
     steps = p.kd_steps or cfg.train.max_steps
-    res = _train(run, "kd", net, run.train_inputs, _kd_objective(run, teacher), S, steps, threshold=0.0)
+    res = _train(
+        run, "kd", net, run.train_inputs, _kd_objective(run, teacher), S, steps, threshold=_kd_threshold(run)
+    )
     _, _, learned = _learned(run, net.weights)
     test_logits, errs = _evaluate(run, net)
     teacher_union = single["learned"].any(0, keepdim=True)
@@ -506,7 +544,8 @@ def stage_self_kd(run: Run) -> tuple[dict[str, Any], dict[str, Any]]:
     net = _new_cnn(run, "self_kd_student", S)
     L0, _, _ = _learned(run, net.weights)
     steps = p.kd_steps or cfg.train.max_steps
-    res = _train(run, "self_kd", net, run.train_inputs, _kd_objective(run, single["train_logits"]), S, steps, 0.0)
+    objective = _kd_objective(run, single["train_logits"])
+    res = _train(run, "self_kd", net, run.train_inputs, objective, S, steps, _kd_threshold(run))
     _, _, learned = _learned(run, net.weights)
     test_logits, errs = _evaluate(run, net)
     views = _student_views(run, learned, L0, single["learned"])
@@ -518,7 +557,9 @@ def stage_self_kd(run: Run) -> tuple[dict[str, Any], dict[str, Any]]:
     same = teacher_one & (teacher_view == own)
     both = learned.all(-1)
     views["both_when_lotteries_differ"] = float(both[differ].float().mean()) if differ.any() else float("nan")
-    views["one_when_lotteries_agree"] = float(exactly_one(learned)[same].float().mean()) if same.any() else float("nan")
+    views["one_when_lotteries_agree"] = (
+        float(exactly_one(learned)[same].float().mean()) if same.any() else float("nan")
+    )
     part = {
         "test_error": _errors_json(errs),
         **_training_json(res),
@@ -583,13 +624,29 @@ def _fixed_feature_protocol(
     n_models = max(1, S // K)
     learner, Xtr_avg, Xte_avg = make(f"{name}", n_models * K)
     objective = LabelObjective(y, group_size=K)
-    res = _train(run, f"{name}:training_average", learner, Xtr_avg, objective, n_models, steps, step_rule=rule)
+    res = _train(
+        run, f"{name}:training_average", learner, Xtr_avg, objective, n_models, steps, step_rule=rule
+    )
     avg = objective.combine(batched_logits(learner, Xte_avg, _chunk(run, learner, Xte_avg)))
-    out["training_average"] = {"test_error": _errors_json(error_rates(avg, run.test)), "K": K, **_training_json(res)}
+    out["training_average"] = {
+        "test_error": _errors_json(error_rates(avg, run.test)),
+        "K": K,
+        **_training_json(res),
+    }
 
     teacher = ensemble.combine(train_single, p.ensemble_combine)[None] * p.kd_teacher_scale
     learner, Xtr_s, Xte_s = make(f"{name}_student", S)
-    res = _train(run, f"{name}:kd", learner, Xtr_s, _kd_objective(run, teacher), S, p.kd_steps or steps, 0.0, step_rule=rule)
+    res = _train(
+        run,
+        f"{name}:kd",
+        learner,
+        Xtr_s,
+        _kd_objective(run, teacher),
+        S,
+        p.kd_steps or steps,
+        _kd_threshold(run),
+        step_rule=rule,
+    )
     kd = batched_logits(learner, Xte_s, _chunk(run, learner, Xte_s))
     out["kd"] = {"test_error": _errors_json(error_rates(kd, run.test)), **_training_json(res)}
     return out, {"single_test_logits": test_single, "kd_test_logits": kd}
@@ -606,7 +663,9 @@ def stage_random_features(run: Run) -> tuple[dict[str, Any], dict[str, Any]]:
     D = run.dist.weight_dim(cfg.data.n_train)
 
     def make(stream: str, count: int):
-        W = init_weights(cfg.seed, stream, list(range(count)), 1, width, D, sigma, run.device, run.dtype)[:, 0]
+        W = init_weights(cfg.seed, stream, list(range(count)), 1, width, D, sigma, run.device, run.dtype)[
+            :, 0
+        ]
         key = derive_seed(cfg.seed, stream)
         phi_tr = random_feature_map(run.train_inputs, W, m.q, m.varrho, sigma, key)
         phi_te = random_feature_map(run.test_inputs, W, m.q, m.varrho, sigma, key)
@@ -625,8 +684,14 @@ def stage_ntk(run: Run) -> tuple[dict[str, Any], dict[str, Any]]:
     D = run.dist.weight_dim(cfg.data.n_train)
 
     def make(stream: str, count: int):
-        W0 = init_weights(cfg.seed, stream, list(range(count)), cfg.data.k, m.m, D, sigma, run.device, run.dtype)
-        return LinearizedCNN(W0, m.q, m.varrho, sigma, derive_seed(cfg.seed, stream)), run.train_inputs, run.test_inputs
+        W0 = init_weights(
+            cfg.seed, stream, list(range(count)), cfg.data.k, m.m, D, sigma, run.device, run.dtype
+        )
+        return (
+            LinearizedCNN(W0, m.q, m.varrho, sigma, derive_seed(cfg.seed, stream)),
+            run.train_inputs,
+            run.test_inputs,
+        )
 
     part, tensors = _fixed_feature_protocol(run, "ntk", make)
     part.update({"sigma_0": sigma})

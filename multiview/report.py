@@ -39,7 +39,15 @@ def seeds_table(results: dict[str, Any]) -> Table:
     s = results["single"]
     learned = s["views"]["learned"]
     t = Table(title="Single models, one row per seed", title_justify="left")
-    for col in ("seed", "train acc", "err multi-view", "err single-view", "err all", "err/μ", "views: one / both / none"):
+    for col in (
+        "seed",
+        "train acc",
+        "err multi-view",
+        "err single-view",
+        "err all",
+        "err/μ",
+        "views: one / both / none",
+    ):
         t.add_column(col, justify="right")
     mu = results["config"]["data"]["mu"]
     errs = s["test_error"]
@@ -60,8 +68,16 @@ def seeds_table(results: dict[str, Any]) -> Table:
 def methods_table(results: dict[str, Any]) -> Table:
     """One row per method of the protocol, errors averaged over its models."""
     mu = results["config"]["data"]["mu"]
-    t = Table(title="The protocol (test error; μ = %g)" % mu, title_justify="left")
-    for col in ("method", "models", "err all", "err/μ", "multi-view", "single-view", "views one / both / none"):
+    t = Table(title=f"The protocol (test error; μ = {mu:g})", title_justify="left")
+    for col in (
+        "method",
+        "models",
+        "err all",
+        "err/μ",
+        "multi-view",
+        "single-view",
+        "views one / both / none",
+    ):
         t.add_column(col, justify="right")
     rows = [(key, label, results.get(key)) for key, label in METHODS]
     for family, name in (("random_features", "random features"), ("ntk", "NTK")):
@@ -98,7 +114,13 @@ def ensemble_table(results: dict[str, Any]) -> Table:
     for col in ("K", "err all", "err single-view", "classes covered", "fair-coin prediction 2^-K"):
         t.add_column(col, justify="right")
     for i, K in enumerate(c["K"]):
-        t.add_row(str(K), _fmt(c["all"][i]), _fmt(c["single_view"][i]), _fmt(c["covered"][i], 3), _fmt(c["predicted_single_view"][i]))
+        t.add_row(
+            str(K),
+            _fmt(c["all"][i]),
+            _fmt(c["single_view"][i]),
+            _fmt(c["covered"][i], 3),
+            _fmt(c["predicted_single_view"][i]),
+        )
     return t
 
 
@@ -110,7 +132,9 @@ def verdict_table(results: dict[str, Any]) -> Table:
     for b in results.get("bounds", []):
         bound = b["bound"]
         if "rule" in bound:
-            btxt = bound["rule"].replace("err(single) − ½·(err(single) − err(ensemble))", f"{bound['half_gain_error']:.4f}")
+            btxt = bound["rule"].replace(
+                "err(single) − ½·(err(single) − err(ensemble))", f"{bound['half_gain_error']:.4f}"
+            )
         else:
             parts = []
             if "low" in bound:
@@ -120,7 +144,9 @@ def verdict_table(results: dict[str, Any]) -> Table:
             btxt = ", ".join(parts)
         ci_b = b["ci95"]["binomial"]
         ci_s = b["ci95"]["seeds"]
-        verdict = {True: "[green]pass[/green]", False: "[red]FAIL[/red]", None: "[yellow]n/a[/yellow]"}[b["passed"]]
+        verdict = {True: "[green]pass[/green]", False: "[red]FAIL[/red]", None: "[yellow]n/a[/yellow]"}[
+            b["passed"]
+        ]
         t.add_row(
             f"{b['name']}\n[dim]{b['claim']}[/dim]",
             _fmt(b["measured"]),
@@ -188,6 +214,53 @@ class RichReporter(Reporter):
 
     def stage_finished(self, name: str, seconds: float, cached: bool) -> None:
         if cached:
-            self.progress.console.print(f"[dim]{name}: loaded from checkpoint ({seconds:.1f} s when computed)[/dim]")
+            self.progress.console.print(
+                f"[dim]{name}: loaded from checkpoint ({seconds:.1f} s when computed)[/dim]"
+            )
         elif name not in self.tasks:
             self.progress.console.print(f"[dim]{name}: {seconds:.1f} s[/dim]")
+
+
+def markdown_summary(results: dict[str, Any], label: str = "") -> str:
+    """One markdown table of the protocol's methods (err, err/μ, single-view error, views) and
+    the verdicts, for docs and notes."""
+    mu = results["config"]["data"]["mu"]
+    lines = [
+        f"**{label}**" if label else "",
+        "",
+        "| method | err | err/μ | err single-view | views one/both/none |",
+        "|---|---|---|---|---|",
+    ]
+    for key, name in METHODS:
+        part = results.get(key)
+        if part is None:
+            continue
+        e = part["test_error"]
+        m = _mean(e["all"])
+        v = part.get("views") or {}
+        views = (
+            "/".join(f"{v[k]:.2f}" for k in ("exactly_one_fraction", "both_fraction", "none_fraction"))
+            if "exactly_one_fraction" in v
+            else "–"
+        )
+        lines.append(
+            f"| {name} | {_fmt(m)} | {_fmt(m / mu if mu else None, 3)} "
+            f"| {_fmt(_mean(e['single_view']))} | {views} |"
+        )
+    for family, fname in (("random_features", "random features"), ("ntk", "NTK")):
+        for key, name in METHODS[:4]:
+            part = results.get(family, {}).get(key)
+            if part is None:
+                continue
+            m = _mean(part["test_error"]["all"])
+            lines.append(
+                f"| {fname}: {name} | {_fmt(m)} | {_fmt(m / mu if mu else None, 3)} "
+                f"| {_fmt(_mean(part['test_error']['single_view']))} | – |"
+            )
+    lines += ["", "| check | measured | /μ | verdict |", "|---|---|---|---|"]
+    for b in results.get("bounds", []):
+        verdict = {True: "pass", False: "FAIL", None: "n/a"}[b["passed"]]
+        lines.append(
+            f"| {b['name']} | {_fmt(b['measured'])} | {_fmt(b['measured_over_mu'], 3)} | {verdict} |"
+        )
+    return "\n".join(lines)

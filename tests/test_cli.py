@@ -15,7 +15,9 @@ runner = CliRunner()
 @pytest.fixture(scope="module")
 def smoke_run(tmp_path_factory):
     out = tmp_path_factory.mktemp("smoke")
-    result = runner.invoke(app, ["simulate", "--preset", "smoke", "--out", str(out), "--device", "cpu", "--quiet"])
+    result = runner.invoke(
+        app, ["simulate", "--preset", "smoke", "--out", str(out), "--device", "cpu", "--quiet"]
+    )
     assert result.exit_code == 0, result.output
     return out, result.output
 
@@ -33,7 +35,15 @@ def test_simulate_writes_results_with_the_documented_keys(smoke_run):
     assert 0.0 <= res["views"]["exactly_one_fraction"] <= 1.0
     assert 0.0 <= res["views"]["lottery_agreement"] <= 1.0
     assert res["timing"]["total"] > 0
-    for stage in ("ensemble", "training_average", "kd", "self_kd", "ensemble_of_kd", "random_features", "ntk"):
+    for stage in (
+        "ensemble",
+        "training_average",
+        "kd",
+        "self_kd",
+        "ensemble_of_kd",
+        "random_features",
+        "ntk",
+    ):
         assert stage in res, stage
     names = {b["name"] for b in res["bounds"]}
     assert {"single_model", "ensemble", "knowledge_distillation", "self_distillation"} <= names
@@ -47,7 +57,17 @@ def test_config_saved_with_results_reproduces_the_run(smoke_run, tmp_path):
     out, _ = smoke_run
     again = tmp_path / "again"
     result = runner.invoke(
-        app, ["simulate", "--config", str(out / "config.toml"), "--only", "single", "--out", str(again), "--quiet"]
+        app,
+        [
+            "simulate",
+            "--config",
+            str(out / "config.toml"),
+            "--only",
+            "single",
+            "--out",
+            str(again),
+            "--quiet",
+        ],
     )
     assert result.exit_code == 0, result.output
     a = json.loads((out / "results.json").read_text())
@@ -57,7 +77,9 @@ def test_config_saved_with_results_reproduces_the_run(smoke_run, tmp_path):
 
 
 def test_bad_set_is_a_clear_error(tmp_path):
-    result = runner.invoke(app, ["simulate", "--preset", "smoke", "--set", "data.mu=7", "--out", str(tmp_path)])
+    result = runner.invoke(
+        app, ["simulate", "--preset", "smoke", "--set", "data.mu=7", "--out", str(tmp_path)]
+    )
     assert result.exit_code != 0
     assert "data.mu" in result.output and "[0.0, 1.0]" in result.output
 
@@ -65,7 +87,9 @@ def test_bad_set_is_a_clear_error(tmp_path):
 def test_unknown_preset_and_stage(tmp_path):
     result = runner.invoke(app, ["simulate", "--preset", "nope", "--out", str(tmp_path)])
     assert result.exit_code != 0 and "unknown preset" in result.output
-    result = runner.invoke(app, ["simulate", "--preset", "smoke", "--only", "single,magic", "--out", str(tmp_path)])
+    result = runner.invoke(
+        app, ["simulate", "--preset", "smoke", "--only", "single,magic", "--out", str(tmp_path)]
+    )
     assert result.exit_code != 0 and "protocol.stages" in result.output
 
 

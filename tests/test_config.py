@@ -38,8 +38,12 @@ def test_toml_preset_key(tmp_path):
 
 @pytest.mark.parametrize(
     "text,key,value",
-    [("data.mu=0.2", "data.mu", 0.2), ("n_seeds = 4", "n_seeds", 4), ("split=even", "split", "even"),
-     ("data.label_view_total=[1.0, 3.0]", "data.label_view_total", [1.0, 3.0])],
+    [
+        ("data.mu=0.2", "data.mu", 0.2),
+        ("n_seeds = 4", "n_seeds", 4),
+        ("split=even", "split", "even"),
+        ("data.label_view_total=[1.0, 3.0]", "data.label_view_total", [1.0, 3.0]),
+    ],
 )
 def test_parse_assignment(text, key, value):
     assert parse_assignment(text) == (key, value)

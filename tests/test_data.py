@@ -94,7 +94,9 @@ def test_totals_inside_their_intervals(cfg, seed):
     assert _in(t[dom], *cfg.dominant_view_total)
     assert _in(t[weak], cfg.rho * cfg.weak_view_total[0], cfg.rho * cfg.weak_view_total[1])
     assert _in(t[cross & ~single], *cfg.cross_total_multi)
-    assert _in(t[cross & single], cfg.Gamma * cfg.cross_total_single[0], cfg.Gamma * cfg.cross_total_single[1])
+    assert _in(
+        t[cross & single], cfg.Gamma * cfg.cross_total_single[0], cfg.Gamma * cfg.cross_total_single[1]
+    )
 
 
 @FAST
@@ -113,7 +115,9 @@ def test_same_seed_same_data(cfg, seed):
 @pytest.mark.parametrize("mu", [0.05, 0.3, 0.8])
 def test_single_view_fraction_matches_mu(mu):
     n = 20000
-    b = MultiViewDistribution(DataConfig(k=4, d=16, P=12, s=1.0, mu=mu, noise_model="orthogonal"), 3).sample(n, "t")
+    b = MultiViewDistribution(DataConfig(k=4, d=16, P=12, s=1.0, mu=mu, noise_model="orthogonal"), 3).sample(
+        n, "t"
+    )
     frac = b.single.double().mean().item()
     assert abs(frac - mu) < 4 * math.sqrt(mu * (1 - mu) / n)
     dom = b.dominant[b.single].double().mean().item()
@@ -141,7 +145,9 @@ def test_orthogonal_model_has_no_dense_patches_and_exact_norms():
     assert b.X is None and b.noise is None
     feat = b.patch_feature >= 0
     assert torch.allclose(b.noise_norm[feat], torch.full_like(b.noise_norm[feat], 0.05 * 10))
-    assert torch.allclose(b.noise_norm[~feat], torch.full_like(b.noise_norm[~feat], cfg.sigma_nonfeature_resolved * 10))
+    assert torch.allclose(
+        b.noise_norm[~feat], torch.full_like(b.noise_norm[~feat], cfg.sigma_nonfeature_resolved * 10)
+    )
 
 
 def test_cap_drops_cross_features_and_reports_it():

@@ -18,7 +18,9 @@ GOLDEN = json.loads((Path(__file__).parent / "golden" / "smoothed_relu.json").re
 @pytest.mark.parametrize("case", GOLDEN, ids=lambda c: f"q{c['q']}-r{c['varrho']}-z{c['z']:.3g}")
 def test_smoothed_relu_golden(case):
     z = torch.tensor([case["z"]], dtype=torch.float64)
-    assert smoothed_relu(z, case["q"], case["varrho"]).item() == pytest.approx(case["value"], rel=1e-12, abs=1e-15)
+    assert smoothed_relu(z, case["q"], case["varrho"]).item() == pytest.approx(
+        case["value"], rel=1e-12, abs=1e-15
+    )
 
 
 @pytest.mark.parametrize("q,varrho", [(3, 0.2), (4, 0.1), (6, 0.05), (7, 0.3)])
@@ -66,7 +68,7 @@ def X_inputs(X):
 
 @pytest.mark.parametrize("noise_model", ["gaussian", "orthogonal"])
 def test_forward_and_backward_match_autograd(noise_model):
-    """The hand-written backward equals autograd through the explicit formula F_i = Σ_r Σ_p ReLU~(⟨w, x_p⟩)."""
+    """The hand-written backward equals autograd through F_i = Σ_r Σ_p ReLU~(⟨w, x_p⟩)."""
     cfg = DataConfig(k=3, d=24, P=8, n_train=7, sigma_p=0.1, noise_model=noise_model)
     dist = MultiViewDistribution(cfg, seed=1)
     batch = dist.sample(7, "train", dtype=torch.float64)

@@ -60,3 +60,11 @@ def test_stage_prerequisites_are_added():
     assert resolve_stages(["ensemble_of_kd"]) == ["single", "kd", "ensemble_of_kd"]
     with pytest.raises(ValueError, match="unknown stage"):
         resolve_stages(["nope"])
+
+
+def test_single_stage_is_reused_across_protocol_settings(tmp_path):
+    run_protocol(_cfg().with_overrides({"protocol.stages": "single,kd"}), out_dir=tmp_path)
+    rep = Counting()
+    other = _cfg().with_overrides({"protocol.stages": "single,kd", "protocol.kd_objective": "practical"})
+    run_protocol(other, out_dir=tmp_path, resume=True, reporter=rep)
+    assert rep.cached == ["single"] and rep.computed == ["kd"]

@@ -23,8 +23,15 @@ def _setup(noise_model: str, n: int = 40):
 @pytest.mark.parametrize("step", ["constant", "normalized", "relative"])
 def test_batched_seeds_equal_separate_runs(noise_model, step):
     dist, batch, inputs, D = _setup(noise_model)
-    tcfg = TrainConfig(step=step, lr=2.0 if step == "constant" else 50.0, delta=0.05, max_steps=60,
-                       loss_threshold=0.3, log_every=10, dtype="float64")
+    tcfg = TrainConfig(
+        step=step,
+        lr=2.0 if step == "constant" else 50.0,
+        delta=0.05,
+        max_steps=60,
+        loss_threshold=0.3,
+        log_every=10,
+        dtype="float64",
+    )
     seeds = [0, 1, 2]
     W = init_weights(5, "model", seeds, 3, 2, D, 0.05, dtype=torch.float64)
     net = TwoLayerCNN(W, 3, 0.1, 0.05)
@@ -40,7 +47,9 @@ def test_batched_seeds_equal_separate_runs(noise_model, step):
 
 def test_runs_stop_at_the_loss_threshold():
     dist, batch, inputs, D = _setup("orthogonal")
-    tcfg = TrainConfig(step="normalized", lr=100.0, delta=0.1, max_steps=2000, loss_threshold=0.05, dtype="float64")
+    tcfg = TrainConfig(
+        step="normalized", lr=100.0, delta=0.1, max_steps=2000, loss_threshold=0.05, dtype="float64"
+    )
     net = TwoLayerCNN(init_weights(1, "model", [0, 1], 3, 2, D, 0.05, dtype=torch.float64), 3, 0.1, 0.05)
     res = train(net, inputs, LabelObjective(batch.y), 2, tcfg)
     assert torch.all(res.converged)
@@ -65,8 +74,16 @@ def test_training_the_average_groups_replicas():
 
 def test_sgd_reduces_the_loss():
     dist, batch, inputs, D = _setup("gaussian", n=60)
-    tcfg = TrainConfig(optimizer="sgd", batch_size=16, step="constant", lr=1.0, max_steps=200,
-                       loss_threshold=0.0, log_every=50, dtype="float64")
+    tcfg = TrainConfig(
+        optimizer="sgd",
+        batch_size=16,
+        step="constant",
+        lr=1.0,
+        max_steps=200,
+        loss_threshold=0.0,
+        log_every=50,
+        dtype="float64",
+    )
     net = TwoLayerCNN(init_weights(1, "model", [0], 3, 2, D, 0.1, dtype=torch.float64), 3, 0.1, 0.1)
     res = train(net, inputs, LabelObjective(batch.y), 1, tcfg)
     assert res.history["loss"][-1, 0] < res.history["loss"][0, 0] - 0.1
@@ -76,7 +93,9 @@ def test_chunking_does_not_change_the_result():
     dist, batch, inputs, D = _setup("orthogonal")
     out = []
     for chunk in (0, 7):
-        tcfg = TrainConfig(step="normalized", lr=50.0, delta=0.05, max_steps=20, chunk_size=chunk, dtype="float64")
+        tcfg = TrainConfig(
+            step="normalized", lr=50.0, delta=0.05, max_steps=20, chunk_size=chunk, dtype="float64"
+        )
         net = TwoLayerCNN(init_weights(1, "model", [0, 1], 3, 2, D, 0.05, dtype=torch.float64), 3, 0.1, 0.05)
         train(net, inputs, LabelObjective(batch.y), 2, tcfg)
         out.append(net.weights)

@@ -39,7 +39,9 @@ def main() -> None:
     teacher[0, 0, 1] = 30.0  # beyond the truncation point 1/τ²
     student[1, 2, 0] = 25.0
     y = np.array([0, 2, 3])
-    ce = -np.take_along_axis(log_softmax(student), np.broadcast_to(y[None, :, None], (2, 3, 1)), -1)[..., 0].sum(-1)
+    ce = -np.take_along_axis(log_softmax(student), np.broadcast_to(y[None, :, None], (2, 3, 1)), -1)[
+        ..., 0
+    ].sum(-1)
     t, temperature = 0.3, 4.0
     soft = np.exp(log_softmax(teacher / temperature))
     h = -(soft * log_softmax(student / temperature)).sum(-1).sum(-1)

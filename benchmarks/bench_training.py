@@ -1,0 +1,115 @@
+"""Training-step benchmarks: seed batching against a loop, and the step against the GEMM peak.
+
+Both use the ``default`` preset's shapes. Every ratio is measured in one process, one after the
+other, on the same device.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import torch
+
+from benchmarks.common import time_call
+from multiview.config import SimConfig, get_preset
+from multiview.data import MultiViewDistribution
+from multiview.losses import LabelObjective
+from multiview.model import TwoLayerCNN, init_weights
+from multiview.train import train
+
+
+def _setup(cfg: SimConfig, device: torch.device):
+    dtype = torch.float64 if cfg.train.dtype == "float64" else torch.float32
+    dist = MultiViewDistribution(cfg.data, cfg.seed)
+    batch = dist.sample(cfg.data.n_train, "train", device, dtype)
+    return dist, batch, dist.inputs(batch, seen=True), dtype
+
+
+def _net(cfg: SimConfig, dist, indices: list[int], device, dtype) -> TwoLayerCNN:
+    m = cfg.model
+    W = init_weights(
+        cfg.seed,
+        "model",
+        indices,
+        cfg.data.k,
+        m.m,
+        dist.weight_dim(cfg.data.n_train),
+        m.sigma_0,
+        device,
+        dtype,
+    )
+    return TwoLayerCNN(W, m.q, m.varrho, m.sigma_0)
+
+
+def batched_vs_loop(device: torch.device, steps: int = 30, seeds: int = 10) -> dict[str, Any]:
+    """S seeds trained in one tensor against a loop of S single-seed runs (same code, same steps)."""
+    cfg = get_preset("default").with_overrides({"n_seeds": seeds})
+    dist, batch, inputs, dtype = _setup(cfg, device)
+    tcfg = dataclasses.replace(cfg.train, max_steps=steps, loss_threshold=0.0, log_every=10**9)
+    obj = LabelObjective(batch.y)
+
+    def batched() -> None:
+        train(_net(cfg, dist, list(range(seeds)), device, dtype), inputs, obj, seeds, tcfg)
+
+    def loop() -> None:
+        for i in range(seeds):
+            train(_net(cfg, dist, [i], device, dtype), inputs, obj, 1, tcfg)
+
+    tb = time_call(batched, device, repeats=3, warmup=1)
+    tl = time_call(loop, device, repeats=3, warmup=1)
+    speedup = tl["median"] / tb["median"]
+    target = 5.0 if device.type == "cuda" else 1.5
+    return {
+        "seeds": seeds,
+        "steps": steps,
+        "batched_seconds": tb["median"],
+        "loop_seconds": tl["median"],
+        "speedup": speedup,
+        "target": target,
+        "met": speedup >= target,
+    }
+
+
+def step_vs_gemm_peak(device: torch.device, noise_model: str = "gaussian", steps: int = 20) -> dict[str, Any]:
+    """Achieved FLOP/s of a training step against the GEMM peak measured on the same shapes.
+
+    The step's FLOPs are those of its two products, (U, D) × (D, n·P) forward and
+    (U, n·P) × (n·P, D) backward, U = S·k·m; the peak is the same two products timed alone.
+    Under the orthogonal noise model D = 2k, the products are thin and the step is bound by the
+    element-wise work, which this ratio makes visible.
+    """
+    cfg = get_preset("default").with_overrides({"data.noise_model": noise_model})
+    dist, batch, inputs, dtype = _setup(cfg, device)
+    S, k, m = cfg.n_seeds, cfg.data.k, cfg.model.m
+    U = S * k * m
+    nP = cfg.data.n_train * cfg.data.P
+    K = 2 * k if noise_model == "orthogonal" else cfg.data.d
+    tcfg = dataclasses.replace(cfg.train, max_steps=steps, loss_threshold=0.0, log_every=10**9)
+    obj = LabelObjective(batch.y)
+    net = _net(cfg, dist, list(range(S)), device, dtype)
+
+    def step_run() -> None:
+        train(net, inputs, obj, S, tcfg)
+
+    t_step = time_call(step_run, device, repeats=3, warmup=1)["median"] / (steps + 1)
+    A = torch.randn(U, K, device=device, dtype=dtype)
+    B = torch.randn(K, nP, device=device, dtype=dtype)
+    G = torch.randn(U, nP, device=device, dtype=dtype)
+    C = torch.randn(nP, K, device=device, dtype=dtype)
+    t_fwd = time_call(lambda: A @ B, device, repeats=10, warmup=3)["min"]
+    t_bwd = time_call(lambda: G @ C, device, repeats=10, warmup=3)["min"]
+    flops = 2 * (2 * U * K * nP)
+    peak = flops / (t_fwd + t_bwd)
+    achieved = flops / t_step
+    return {
+        "noise_model": noise_model,
+        "shapes": {"U=S·k·m": U, "D": K, "n·P": nP},
+        "step_seconds": t_step,
+        "gemm_seconds": t_fwd + t_bwd,
+        "gemm_peak_gflops": peak / 1e9,
+        "achieved_gflops": achieved / 1e9,
+        "fraction_of_peak": achieved / peak,
+        "target": 0.5,
+        "met": achieved / peak >= 0.5,
+    }

@@ -1,0 +1,100 @@
+"""Run every benchmark, print each figure and whether its target is met, write a JSON report.
+
+python benchmarks/run.py                 # CPU, full
+python benchmarks/run.py --quick         # fewer points
+python benchmarks/run.py --device cuda --out report.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import torch
+from rich.console import Console
+from rich.table import Table
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from benchmarks.bench_data import data_generation  # noqa: E402
+from benchmarks.bench_protocol import full_protocol  # noqa: E402
+from benchmarks.bench_scaling import scaling  # noqa: E402
+from benchmarks.bench_training import batched_vs_loop, step_vs_gemm_peak  # noqa: E402
+from benchmarks.common import machine, write_report  # noqa: E402
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    ap.add_argument("--out", default="benchmarks/report.json")
+    ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--skip", default="", help="comma-separated: batching,gemm,data,protocol,scaling")
+    args = ap.parse_args()
+    device = torch.device(args.device)
+    skip = set(filter(None, args.skip.split(",")))
+    console = Console()
+    report = {"machine": machine(device), "started": time.strftime("%Y-%m-%d %H:%M:%S")}
+    if "batching" not in skip:
+        report["batched_vs_loop"] = batched_vs_loop(device)
+    if "gemm" not in skip:
+        report["step_vs_gemm"] = {nm: step_vs_gemm_peak(device, nm) for nm in ("gaussian", "orthogonal")}
+    if "data" not in skip:
+        report["data_generation"] = data_generation()
+    if "protocol" not in skip:
+        report["protocol"] = full_protocol(device)
+    if "scaling" not in skip:
+        report["scaling"] = scaling(str(device), quick=args.quick)
+    write_report(args.out, report)
+
+    t = Table(
+        title=f"Benchmarks on {report['machine'].get('gpu', report['machine']['processor'])} ({device})"
+    )
+    for col in ("figure", "value", "target", "met"):
+        t.add_column(col)
+    yes = {True: "[green]yes[/green]", False: "[red]no[/red]", None: "–"}
+    if "batched_vs_loop" in report:
+        b = report["batched_vs_loop"]
+        t.add_row(
+            f"batched {b['seeds']} seeds vs loop (speed-up)",
+            f"{b['speedup']:.2f}×",
+            f"≥ {b['target']}×",
+            yes[b["met"]],
+        )
+    for nm, g in report.get("step_vs_gemm", {}).items():
+        t.add_row(
+            f"training step / GEMM peak ({nm} noise; "
+            f"{g['achieved_gflops']:.1f} of {g['gemm_peak_gflops']:.1f} GFLOP/s)",
+            f"{g['fraction_of_peak']:.2f}",
+            "≥ 0.5" if nm == "gaussian" else "(information)",
+            yes[g["met"]] if nm == "gaussian" else "–",
+        )
+    if "data_generation" in report:
+        d = report["data_generation"]
+        t.add_row(
+            f"data generation vs per-example loop ({d['gaussian']['examples_per_second']:.0f} examples/s)",
+            f"{d['gaussian']['speedup']:.0f}×",
+            "≥ 100×",
+            yes[d["met"]],
+        )
+    if "protocol" in report:
+        p = report["protocol"]
+        where = ", ".join(f"{k} {v:.1f}s" for k, v in p["stages"].items())
+        t.add_row(
+            f"full protocol, default preset ({where})", f"{p['seconds']:.1f} s", "≤ 60 s", yes[p["met"]]
+        )
+    for key, s in report.get("scaling", {}).items():
+        t.add_row(
+            f"step time vs {key} (peak memory {s['peak_memory_mb'][0]:.0f}→{s['peak_memory_mb'][-1]:.0f} MB)",
+            f"slope {s['loglog_slope']:.2f}",
+            "(information)",
+            "–",
+        )
+    console.print(t)
+    console.print(f"report: {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,134 @@
+"""Figures of a run's results (plain data in, :class:`matplotlib.figure.Figure` out).
+
+Every figure function takes the results dict (``results.json``, see :mod:`multiview.protocol`)
+and returns a Figure; :func:`save` writes it as PNG/PDF; :func:`render` writes a whole group.
+
+Groups (``multiview plot GROUP RUN``):
+
+* ``overlap``: learned-view matrix, pairwise overlap of seeds, ensemble coverage against K,
+  KD and self-KD students against their teachers;
+* ``dynamics``: Λ_{i,ℓ}(t) of winner and loser, the initial margin against the view that won;
+* ``theorems``: each method's err/μ with CI beside the bound; learned against fixed features;
+* ``memorization``: own-noise against fresh-noise correlation by kind of training example;
+* ``cifar``: a CIFAR run (``multiview cifar``): accuracy per method, ensemble size, overlap of
+  mistakes, channel split.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from matplotlib.figure import Figure
+
+from multiview.plots.cifar import (
+    channel_split_figure,
+    cifar_ensemble_curve_figure,
+    cifar_methods_figure,
+    cifar_overlap_figure,
+)
+from multiview.plots.dynamics import initial_margin_figure, lambda_trajectories_figure
+from multiview.plots.memorization import memorization_figure
+from multiview.plots.overlap import (
+    coverage_figure,
+    learned_views_figure,
+    overlap_summary_figure,
+    pairwise_overlap_figure,
+    students_figure,
+)
+from multiview.plots.style import DEFAULT_FORMATS, load_results, save, style
+from multiview.plots.theorems import fixed_features_figure, theorems_figure
+
+FigureFn = Callable[[dict[str, Any]], Figure]
+
+GROUPS: dict[str, dict[str, FigureFn]] = {
+    "overlap": {
+        "learned_views": learned_views_figure,
+        "pairwise_overlap": pairwise_overlap_figure,
+        "coverage": coverage_figure,
+        "students": students_figure,
+        "overlap_summary": overlap_summary_figure,
+    },
+    "dynamics": {
+        "lambda_trajectories": lambda_trajectories_figure,
+        "initial_margin": initial_margin_figure,
+    },
+    "theorems": {
+        "theorems": theorems_figure,
+        "fixed_features": fixed_features_figure,
+    },
+    "memorization": {
+        "memorization": memorization_figure,
+    },
+    "cifar": {
+        "cifar_methods": cifar_methods_figure,
+        "cifar_ensemble_curve": cifar_ensemble_curve_figure,
+        "cifar_overlap": cifar_overlap_figure,
+        "channel_split": channel_split_figure,
+    },
+}
+SIMULATOR_GROUPS = ("overlap", "dynamics", "theorems", "memorization")
+
+
+def groups_for(results: dict[str, Any]) -> tuple[str, ...]:
+    """The figure groups that fit a run: ``cifar`` for a CIFAR run, the simulator's otherwise."""
+    return ("cifar",) if results.get("mode") == "cifar" else SIMULATOR_GROUPS
+
+
+@dataclass
+class Rendered:
+    """What :func:`render` wrote, and which figures it skipped (name → reason)."""
+
+    written: list[Path] = field(default_factory=list)
+    skipped: dict[str, str] = field(default_factory=dict)
+
+
+def render(
+    results: dict[str, Any],
+    groups: Iterable[str],
+    out_dir: str | Path,
+    formats: Iterable[str] = DEFAULT_FORMATS,
+) -> Rendered:
+    """Draw every figure of ``groups`` into ``out_dir/<name>.<fmt>``. A figure whose stage the run
+    did not include (a ``KeyError``) is skipped with the reason, the others are still written."""
+    formats = list(formats)
+    done = Rendered()
+    for group in groups:
+        if group not in GROUPS:
+            raise ValueError(f"unknown figure group {group!r}; choose from {', '.join(GROUPS)}")
+        for name, fn in GROUPS[group].items():
+            try:
+                fig = fn(results)
+            except KeyError as exc:
+                done.skipped[name] = str(exc.args[0]) if exc.args else repr(exc)
+                continue
+            done.written += save(fig, Path(out_dir) / name, formats)
+    return done
+
+
+__all__ = [
+    "GROUPS",
+    "SIMULATOR_GROUPS",
+    "channel_split_figure",
+    "cifar_ensemble_curve_figure",
+    "cifar_methods_figure",
+    "cifar_overlap_figure",
+    "groups_for",
+    "Rendered",
+    "coverage_figure",
+    "fixed_features_figure",
+    "initial_margin_figure",
+    "lambda_trajectories_figure",
+    "learned_views_figure",
+    "load_results",
+    "memorization_figure",
+    "overlap_summary_figure",
+    "pairwise_overlap_figure",
+    "render",
+    "save",
+    "students_figure",
+    "style",
+    "theorems_figure",
+]
