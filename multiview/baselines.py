@@ -17,7 +17,7 @@ import torch
 from torch import Tensor
 
 from multiview.inputs import Inputs
-from multiview.model import act_and_grad, backprop_to_weights, smoothed_relu, sum_units
+from multiview.model import act_and_grad, backprop_to_weights, sum_units
 
 
 def random_feature_map(
@@ -32,7 +32,7 @@ def random_feature_map(
     out = []
     for s in range(0, len(inputs), chunk):
         part = inputs[s : s + chunk]
-        act = smoothed_relu(part.preactivations(Wf, init_std, init_key), q, varrho)
+        act, _ = act_and_grad(part.preactivations(Wf, init_std, init_key), q, varrho)
         out.append(act.view(R, F, len(part), part.n_patches).sum(-1).permute(2, 0, 1))
     return torch.cat(out)
 

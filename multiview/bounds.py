@@ -149,14 +149,17 @@ def check(results: dict[str, Any], cfg: SimConfig) -> list[dict[str, Any]]:
                 0.9,
             )
         )
-        out.append(
-            _fraction_entry(
-                "lottery_at_init",
-                "the learned view is the one with the larger Λ at init",
-                v["lottery_agreement"],
-                0.9,
-            )
+        lot = v["lottery"]
+        e = _fraction_entry(
+            "lottery_at_init",
+            "for classes in the lottery-winning set M (Λ_{i,ℓ}(0) ≥ (1 + 1/log²m)·Λ_{i,3−ℓ}(0)), "
+            "the learned view is the lottery's winner",
+            lot.get("agreement_in_M", float("nan")) if lot.get("n_pairs_in_M", 0) else float("nan"),
+            0.9,
         )
+        e["all_classes"] = v["lottery_agreement"]
+        e["pairs_in_M"] = lot.get("n_pairs_in_M")
+        out.append(e)
         expl = _mean(s["explanation"]["errors_explained"])
         out.append(
             _fraction_entry(

@@ -60,18 +60,18 @@ class DataConfig:
     ``error`` refuses.
     """
 
-    k: int = 10
-    d: int = 400
-    P: int = 16
-    C_p: int = 2
-    s: float = 2.0
+    k: int = 6
+    d: int = 200
+    P: int = 12
+    C_p: int = 1
+    s: float = 4.6
     mu: float = 0.1
     rho: float = 0.1
     Gamma: float = 0.3
-    gamma: float = 0.002
-    sigma_p: float = 0.0
+    gamma: float = 0.0
+    sigma_p: float = 0.07
     sigma_nonfeature: float | None = None
-    noise_model: str = "gaussian"
+    noise_model: str = "orthogonal"
     noise_in_feature_span: bool = True
     label_view_total: tuple[float, float] = (1.0, 2.0)
     cross_total_multi: tuple[float, float] = (0.2, 0.4)
@@ -82,8 +82,8 @@ class DataConfig:
     feature_noise: str = "all"
     feature_noise_count: int = 2
     on_cap: str = "drop"
-    n_train: int = 1000
-    n_test: int = 5000
+    n_train: int = 180
+    n_test: int = 20000
 
     @property
     def sigma_nonfeature_resolved(self) -> float:
@@ -135,9 +135,9 @@ class ModelConfig:
     """
 
     m: int = 4
-    q: int = 4
+    q: int = 6
     varrho: float = 0.1
-    sigma_0: float = 0.002
+    sigma_0: float = 0.001
 
     def validate(self) -> None:
         _int_at_least("model.m", self.m, 1)
@@ -162,10 +162,10 @@ class TrainConfig:
     """
 
     optimizer: str = "gd"
-    step: str = "normalized"
-    lr: float = 5.0
-    delta: float = 0.02
-    max_steps: int = 3000
+    step: str = "relative"
+    lr: float = 1e9
+    delta: float = 0.05
+    max_steps: int = 4000
     loss_threshold: float = 1e-3
     batch_size: int = 0
     shuffle_seed: int = 0
@@ -260,8 +260,8 @@ class ProtocolConfig:
     kd_teacher_scale: float = 1.0
     kd_steps: int = 0
     rf_sigma_0: float = 0.0
-    rf_width: int = 256
-    baseline_steps: int = 0
+    rf_width: int = 128
+    baseline_steps: int = 1000
 
     def validate(self) -> None:
         if not self.stages:
@@ -301,7 +301,7 @@ class SimConfig:
     probes: ProbeConfig = field(default_factory=ProbeConfig)
     protocol: ProtocolConfig = field(default_factory=ProtocolConfig)
     seed: int = 0
-    n_seeds: int = 10
+    n_seeds: int = 5
 
     def validate(self) -> SimConfig:
         self.data.validate()

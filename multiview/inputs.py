@@ -143,8 +143,11 @@ class OrthogonalInputs:
             gen = torch.Generator().manual_seed(
                 derive_seed(fresh_key, self.fresh_key, self.offset, W.shape[0])
             )
-            fresh = torch.randn(W.shape[0], int((~seen).sum()), generator=gen, dtype=torch.float64)
-            out[:, ~seen] = (fresh * fresh_std).to(device=W.device, dtype=W.dtype)
+            fresh = torch.randn(W.shape[0], int((~seen).sum()), generator=gen, dtype=W.dtype).mul_(fresh_std)
+            if bool(seen.any()):
+                out[:, ~seen] = fresh.to(W.device)
+            else:
+                out = fresh.to(W.device)
         return out
 
     def preactivations(self, W: Tensor, fresh_std: float = 0.0, fresh_key: int = 0) -> Tensor:
@@ -163,10 +166,14 @@ class OrthogonalInputs:
         ``slope`` (U, n·P) is consumed (scaled in place)."""
         k2 = self.coef.shape[2]
         feature_part = mm(slope, self.coef.reshape(-1, k2))
-        noise_part = slope.mul_(self.noise_norm.reshape(1, -1))
+        norm = self.noise_norm.reshape(1, -1)
         cols, seen = self._noise_columns()
         if isinstance(cols, slice) and cols.start == k2 and cols.stop == self.dim:
-            return torch.cat([feature_part, noise_part], dim=1)
+            grad = torch.empty(slope.shape[0], self.dim, dtype=slope.dtype, device=slope.device)
+            grad[:, :k2] = feature_part
+            torch.mul(slope, norm, out=grad[:, k2:])
+            return grad
+        noise_part = slope.mul_(norm)
         grad = torch.zeros(slope.shape[0], self.dim, dtype=slope.dtype, device=slope.device)
         grad[:, :k2] = feature_part
         if isinstance(cols, slice):

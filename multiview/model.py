@@ -52,16 +52,31 @@ def act_and_grad_eager(a: Tensor, q: int, varrho: float) -> tuple[Tensor, Tensor
     which is the paper's piecewise formula on every piece (t = 1 above ϱ, t = 0 below 0).
     """
     t = a.clamp(0, varrho).mul_(1.0 / varrho)
-    g = t.pow(q - 1) if q > 1 else (a > 0).to(a.dtype)
+    g = int_power(t, q - 1) if q > 1 else (a > 0).to(a.dtype)
     act = a.sub_(varrho).clamp_(min=0).addcmul_(t, g, value=varrho / q)
     return act, g
+
+
+def int_power(t: Tensor, e: int) -> Tensor:
+    """t**e for an integer e ≥ 1 by repeated squaring (a new tensor; several times faster than
+    ``pow`` on the CPU)."""
+    result = None
+    base = t
+    while e:
+        if e & 1:
+            result = base.clone() if result is None else result.mul_(base)
+        e >>= 1
+        if e:
+            base = base * base
+    assert result is not None
+    return result
 
 
 def sum_units(values: Tensor, n: int, P: int, shape: tuple[int, ...]) -> Tensor:
     """(R·k·m, n·P) per-unit, per-patch values → (R, n, k) logits: the sum over the m neurons of
     each class and over patches."""
     R, k, m, _ = shape
-    return values.view(R, k, m, n, P).sum(dim=(2, 4)).permute(0, 2, 1)
+    return values.view(R, k, m, n, P).sum(4).sum(2).permute(0, 2, 1)
 
 
 def backprop_to_weights(inputs: Inputs, slope: Tensor, dlogits: Tensor, shape: tuple[int, ...]) -> Tensor:

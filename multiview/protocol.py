@@ -18,6 +18,8 @@ finishes; a resumed run loads finished stages instead of recomputing them.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import json
 import platform
 import time
 from collections.abc import Callable
@@ -177,15 +179,36 @@ def run_protocol(
     return _finish(run, out, t0, partial=False)
 
 
-# Stages whose result does not depend on the [protocol] section (so a resumed run with other
-# protocol settings can reuse them).
-_PROTOCOL_FREE = ("single",)
+_KD = ("kd_objective", "kd_tau", "kd_eta_ratio", "kd_t", "kd_temperature", "kd_teacher_scale", "kd_steps")
+# The [protocol] settings each stage's result depends on (with everything outside [protocol]).
+STAGE_PROTOCOL_KEYS: dict[str, tuple[str, ...]] = {
+    "single": (),
+    "ensemble": ("ensemble_combine",),
+    "training_average": ("training_average_K",),
+    "kd": ("ensemble_combine", *_KD),
+    "self_kd": _KD,
+    "ensemble_of_kd": ("ensemble_combine", *_KD),
+    "random_features": (
+        "ensemble_combine",
+        "training_average_K",
+        *_KD,
+        "rf_sigma_0",
+        "rf_width",
+        "baseline_steps",
+    ),
+    "ntk": ("ensemble_combine", "training_average_K", *_KD, "rf_sigma_0", "baseline_steps"),
+}
 
 
 def stage_hash(cfg: SimConfig, name: str) -> str:
-    """The hash that a stage's checkpoint must match to be reused: the whole config, except that
-    the stages listed in ``_PROTOCOL_FREE`` ignore the [protocol] section."""
-    return cfg.config_hash(exclude=("protocol",) if name in _PROTOCOL_FREE else ())
+    """The hash a stage's checkpoint must match to be reused: the config outside [protocol] and
+    the [protocol] settings that stage depends on, so a resumed run with, say, other KD settings
+    reuses the single models."""
+    protocol = {key: getattr(cfg.protocol, key) for key in STAGE_PROTOCOL_KEYS[name]}
+    text = json.dumps(
+        {"config": cfg.config_hash(exclude=("protocol",)), "protocol": protocol}, sort_keys=True
+    )
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
 def _finish(run: Run, out: Path | None, t0: float, partial: bool) -> dict[str, Any]:
@@ -662,16 +685,19 @@ def stage_random_features(run: Run) -> tuple[dict[str, Any], dict[str, Any]]:
     sigma = _rf_sigma(run)
     D = run.dist.weight_dim(cfg.data.n_train)
 
+    features: dict[tuple[str, int], tuple[Tensor, Tensor]] = {}
+
     def make(stream: str, count: int):
-        W = init_weights(cfg.seed, stream, list(range(count)), 1, width, D, sigma, run.device, run.dtype)[
-            :, 0
-        ]
-        key = derive_seed(cfg.seed, stream)
-        phi_tr = random_feature_map(run.train_inputs, W, m.q, m.varrho, sigma, key)
-        phi_te = random_feature_map(run.test_inputs, W, m.q, m.varrho, sigma, key)
-        scale = phi_tr.pow(2).mean(0, keepdim=True).sqrt().clamp_min(1e-30)
+        if (stream, count) not in features:  # the training average reuses the singles' features
+            W = init_weights(cfg.seed, stream, list(range(count)), 1, width, D, sigma, run.device, run.dtype)
+            key = derive_seed(cfg.seed, stream)
+            chunk = _chunk(run, TwoLayerCNN(W, m.q, m.varrho), run.test_inputs)
+            phi_tr = random_feature_map(run.train_inputs, W[:, 0], m.q, m.varrho, sigma, key, chunk)
+            phi_te = random_feature_map(run.test_inputs, W[:, 0], m.q, m.varrho, sigma, key, chunk)
+            scale = phi_tr.pow(2).mean(0, keepdim=True).sqrt().clamp_min(1e-30)
+            features[(stream, count)] = (phi_tr / scale, phi_te / scale)
         readout = torch.zeros(count, cfg.data.k, width, device=run.device, dtype=run.dtype)
-        return RandomFeatures(readout), phi_tr / scale, phi_te / scale
+        return (RandomFeatures(readout), *features[(stream, count)])
 
     part, tensors = _fixed_feature_protocol(run, "rf", make)
     part.update({"width": width, "sigma_0": sigma})

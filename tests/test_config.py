@@ -65,7 +65,7 @@ def test_bare_key_resolves_when_unique():
         ({"protocol.stages": "single,bogus"}, "protocol.stages = 'bogus'"),
         ({"data.nope": 1}, "unknown config key 'data.nope'"),
         ({"nope": 1}, "unknown config key 'nope'"),
-        ({"data.d": 10}, r"data.d = 10: must be at least 20 \(2·k"),
+        ({"data.k": 10, "data.d": 10}, r"data.d = 10: must be at least 20 \(2·k"),
         ({"train.optimizer": "sgd"}, "train.batch_size = 0"),
         ({"data.noise_in_feature_span": "maybe"}, "true or false"),
     ],

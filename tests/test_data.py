@@ -14,6 +14,13 @@ from multiview.data import DataError, MultiViewDistribution
 
 FAST = settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
+# Explicit values for the fields whose defaults are tuned for the presets.
+BASE = {"s": 1.0, "C_p": 1, "noise_model": "gaussian"}
+
+
+def _dc(**kwargs) -> DataConfig:
+    return DataConfig(**{**BASE, **kwargs})
+
 
 @st.composite
 def configs(draw):
@@ -21,7 +28,7 @@ def configs(draw):
     C_p = draw(st.integers(1, 3))
     P = draw(st.integers(2 * C_p + C_p, 6 * C_p + 4))
     d = draw(st.integers(2 * k, 2 * k + 40))
-    return DataConfig(
+    return _dc(
         k=k,
         d=d,
         P=P,
@@ -115,9 +122,7 @@ def test_same_seed_same_data(cfg, seed):
 @pytest.mark.parametrize("mu", [0.05, 0.3, 0.8])
 def test_single_view_fraction_matches_mu(mu):
     n = 20000
-    b = MultiViewDistribution(DataConfig(k=4, d=16, P=12, s=1.0, mu=mu, noise_model="orthogonal"), 3).sample(
-        n, "t"
-    )
+    b = MultiViewDistribution(_dc(k=4, d=16, P=12, s=1.0, mu=mu, noise_model="orthogonal"), 3).sample(n, "t")
     frac = b.single.double().mean().item()
     assert abs(frac - mu) < 4 * math.sqrt(mu * (1 - mu) / n)
     dom = b.dominant[b.single].double().mean().item()
@@ -125,7 +130,7 @@ def test_single_view_fraction_matches_mu(mu):
 
 
 def test_patches_are_built_from_their_parts():
-    cfg = DataConfig(k=3, d=30, P=10, sigma_p=0.1, gamma=0.02)
+    cfg = _dc(k=3, d=30, P=10, sigma_p=0.1, gamma=0.02)
     dist = MultiViewDistribution(cfg, 0)
     b = dist.sample(15, "train", dtype=torch.float64)
     assert torch.allclose(b.X, b.coef @ dist.features + b.noise, atol=1e-12)
@@ -133,14 +138,14 @@ def test_patches_are_built_from_their_parts():
 
 
 def test_noise_off_feature_span():
-    cfg = DataConfig(k=3, d=30, P=10, sigma_p=0.1, noise_in_feature_span=False)
+    cfg = _dc(k=3, d=30, P=10, sigma_p=0.1, noise_in_feature_span=False)
     dist = MultiViewDistribution(cfg, 0)
     b = dist.sample(15, "train", dtype=torch.float64)
     assert (b.noise @ dist.features.T).abs().max() < 1e-12
 
 
 def test_orthogonal_model_has_no_dense_patches_and_exact_norms():
-    cfg = DataConfig(k=3, d=100, P=10, sigma_p=0.05, gamma=0.01, noise_model="orthogonal")
+    cfg = _dc(k=3, d=100, P=10, sigma_p=0.05, gamma=0.01, noise_model="orthogonal")
     b = MultiViewDistribution(cfg, 0).sample(15, "train", dtype=torch.float64)
     assert b.X is None and b.noise is None
     feat = b.patch_feature >= 0
@@ -151,14 +156,14 @@ def test_orthogonal_model_has_no_dense_patches_and_exact_norms():
 
 
 def test_cap_drops_cross_features_and_reports_it():
-    cfg = DataConfig(k=10, d=40, P=6, C_p=2, s=5.0, noise_model="orthogonal")
+    cfg = _dc(k=10, d=40, P=6, C_p=2, s=5.0, noise_model="orthogonal")
     b = MultiViewDistribution(cfg, 0).sample(200, "train")
     assert b.capped.any()
     assert int(b.cross_features.sum(1).max()) <= cfg.P // cfg.C_p - 2
 
 
 def test_cap_error_mode_names_the_fields():
-    cfg = DataConfig(k=10, d=40, P=6, C_p=2, s=5.0, on_cap="error")
+    cfg = _dc(k=10, d=40, P=6, C_p=2, s=5.0, on_cap="error")
     with pytest.raises(DataError, match="data.P"):
         MultiViewDistribution(cfg, 0).sample(200, "train")
 
@@ -177,4 +182,4 @@ def test_cap_error_mode_names_the_fields():
 )
 def test_impossible_parameters_are_refused(kwargs, field):
     with pytest.raises(ConfigError, match=field):
-        MultiViewDistribution(DataConfig(**kwargs), 0)
+        MultiViewDistribution(_dc(**kwargs), 0)

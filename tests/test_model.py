@@ -14,6 +14,13 @@ from multiview.model import TwoLayerCNN, init_weights, smoothed_relu, smoothed_r
 
 GOLDEN = json.loads((Path(__file__).parent / "golden" / "smoothed_relu.json").read_text())["smoothed_relu"]
 
+# Explicit values for the fields whose defaults are tuned for the presets.
+BASE = {"s": 1.0, "C_p": 1, "noise_model": "gaussian"}
+
+
+def _dc(**kwargs) -> DataConfig:
+    return DataConfig(**{**BASE, **kwargs})
+
 
 @pytest.mark.parametrize("case", GOLDEN, ids=lambda c: f"q{c['q']}-r{c['varrho']}-z{c['z']:.3g}")
 def test_smoothed_relu_golden(case):
@@ -69,7 +76,7 @@ def X_inputs(X):
 @pytest.mark.parametrize("noise_model", ["gaussian", "orthogonal"])
 def test_forward_and_backward_match_autograd(noise_model):
     """The hand-written backward equals autograd through F_i = Σ_r Σ_p ReLU~(⟨w, x_p⟩)."""
-    cfg = DataConfig(k=3, d=24, P=8, n_train=7, sigma_p=0.1, noise_model=noise_model)
+    cfg = _dc(k=3, d=24, P=8, n_train=7, sigma_p=0.1, noise_model=noise_model)
     dist = MultiViewDistribution(cfg, seed=1)
     batch = dist.sample(7, "train", dtype=torch.float64)
     inputs = dist.inputs(batch, seen=True)

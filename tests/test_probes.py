@@ -18,6 +18,13 @@ from multiview.probes import (
     view_correlations,
 )
 
+# Explicit values for the fields whose defaults are tuned for the presets.
+BASE = {"s": 1.0, "C_p": 1, "noise_model": "gaussian"}
+
+
+def _dc(**kwargs) -> DataConfig:
+    return DataConfig(**{**BASE, **kwargs})
+
 
 def _weights_with_correlations(dist, corr):
     """Weights (R, k, m, D) whose ⟨w_{i,r}, v_{i,ℓ}⟩ are ``corr`` (R, k, m, 2), orthogonal to the rest."""
@@ -34,7 +41,7 @@ def _weights_with_correlations(dist, corr):
 def test_phi_lambda_and_learned_views_under_both_noise_models():
     corr = torch.tensor([[[[0.5, -0.2], [0.1, 0.05]], [[-0.1, -0.3], [0.0, 0.02]]]], dtype=torch.float64)
     for model in ("gaussian", "orthogonal"):
-        dist = MultiViewDistribution(DataConfig(k=2, d=12, P=6, noise_model=model), 0)
+        dist = MultiViewDistribution(_dc(k=2, d=12, P=6, noise_model=model), 0)
         c = view_correlations(_weights_with_correlations(dist, corr), dist)
         assert torch.allclose(c, corr, atol=1e-12)
         assert torch.allclose(phi(c), torch.tensor([[[0.6, 0.05], [0.0, 0.02]]], dtype=torch.float64))
@@ -66,7 +73,7 @@ def test_pairwise_overlap():
 
 
 def test_memorization_sees_own_noise_not_fresh_noise():
-    cfg = DataConfig(k=2, d=50, P=6, C_p=1, s=0.0, mu=1.0, sigma_p=0.1, noise_model="orthogonal")
+    cfg = _dc(k=2, d=50, P=6, C_p=1, s=0.0, mu=1.0, sigma_p=0.1, noise_model="orthogonal")
     dist = MultiViewDistribution(cfg, 0)
     batch = dist.sample(8, "train", dtype=torch.float64)
     D = dist.weight_dim(8)

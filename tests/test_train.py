@@ -11,9 +11,16 @@ from multiview.losses import LabelObjective
 from multiview.model import TwoLayerCNN, init_weights
 from multiview.train import train
 
+# Explicit values for the fields whose defaults are tuned for the presets.
+BASE = {"s": 1.0, "C_p": 1, "noise_model": "gaussian"}
+
+
+def _dc(**kwargs) -> DataConfig:
+    return DataConfig(**{**BASE, **kwargs})
+
 
 def _setup(noise_model: str, n: int = 40):
-    cfg = DataConfig(k=3, d=30, P=8, s=1.0, sigma_p=0.05, n_train=n, noise_model=noise_model)
+    cfg = _dc(k=3, d=30, P=8, s=1.0, sigma_p=0.05, n_train=n, noise_model=noise_model)
     dist = MultiViewDistribution(cfg, 0)
     batch = dist.sample(n, "train", dtype=torch.float64)
     return dist, batch, dist.inputs(batch, seen=True), dist.weight_dim(n)
