@@ -67,15 +67,23 @@ def build_config(
 
 PresetOpt = Annotated[
     str | None,
-    typer.Option("--preset", "-p", help="Start from a named preset (see [bold]multiview presets[/bold]). Default: default."),
+    typer.Option(
+        "--preset",
+        "-p",
+        help="Start from a named preset (see [bold]multiview presets[/bold]). Default: default.",
+    ),
 ]
 ConfigOpt = Annotated[
     Path | None,
-    typer.Option("--config", "-c", help="A TOML file of settings ([data], [model], [train], [probes], [protocol])."),
+    typer.Option(
+        "--config", "-c", help="A TOML file of settings ([data], [model], [train], [probes], [protocol])."
+    ),
 ]
 SetOpt = Annotated[
     list[str] | None,
-    typer.Option("--set", "-s", help="Override one setting, e.g. [cyan]--set data.mu=0.2[/cyan]; repeatable."),
+    typer.Option(
+        "--set", "-s", help="Override one setting, e.g. [cyan]--set data.mu=0.2[/cyan]; repeatable."
+    ),
 ]
 
 
@@ -84,13 +92,20 @@ def simulate(
     preset: PresetOpt = None,
     config_file: ConfigOpt = None,
     sets: SetOpt = None,
-    seeds: Annotated[int | None, typer.Option("--seeds", "-S", help="Number of seeds S trained in one batch.")] = None,
+    seeds: Annotated[
+        int | None, typer.Option("--seeds", "-S", help="Number of seeds S trained in one batch.")
+    ] = None,
     device: Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N.")] = "auto",
     dtype: Annotated[str | None, typer.Option(help="float32 or float64.")] = None,
-    out: Annotated[Path | None, typer.Option("--out", "-o", help="Output folder (default: runs/<config hash>).")] = None,
+    out: Annotated[
+        Path | None, typer.Option("--out", "-o", help="Output folder (default: runs/<config hash>).")
+    ] = None,
     only: Annotated[
         str | None,
-        typer.Option(help="Comma-separated stages to run (their prerequisites are added): " + ",".join(config_mod.STAGES)),
+        typer.Option(
+            help="Comma-separated stages to run (their prerequisites are added): "
+            + ",".join(config_mod.STAGES)
+        ),
     ] = None,
     resume: Annotated[bool, typer.Option(help="Reuse finished stages saved in --out.")] = False,
     quiet: Annotated[bool, typer.Option(help="No progress display.")] = False,
@@ -127,6 +142,27 @@ def simulate(
     console.print(f"results: {out_dir / 'results.json'}")
 
 
+@app.command("report")
+def show_report(
+    run: Annotated[Path, typer.Argument(help="A run folder (or its results.json).")],
+    markdown: Annotated[bool, typer.Option(help="Print a markdown summary instead of the tables.")] = False,
+) -> None:
+    """Print the tables and theorem checks of a finished (or partial) run again."""
+    from multiview.report import markdown_summary, print_report
+    from multiview.results import read_json
+
+    path = run / "results.json" if run.is_dir() else run
+    if not path.exists():
+        raise typer.BadParameter(
+            f"{path} does not exist: expected a run folder written by multiview simulate"
+        )
+    results = read_json(path)
+    if markdown:
+        typer.echo(markdown_summary(results, str(run)))
+    else:
+        print_report(results, console)
+
+
 @app.command("presets")
 def list_presets() -> None:
     """List the named presets."""
@@ -149,6 +185,25 @@ def show_config(
     """Print the resolved configuration as TOML (a starting point for --config files)."""
     cfg = build_config(preset, config_file, sets)
     typer.echo(cfg.to_toml())
+
+
+from multiview.plots.cli import plot_app  # noqa: E402  (multiview plot overlap | dynamics | theorems | ...)
+
+if not any(group.name == "plot" for group in app.registered_groups):
+    app.add_typer(plot_app, name="plot")
+
+from multiview.sweep.cli import collect, sweep  # noqa: E402  (multiview sweep | collect | plot phase)
+from multiview.sweep.cli import plot_app as sweep_plot_app  # noqa: E402
+
+app.command("sweep")(sweep)
+app.command("collect")(collect)
+if not any(group.name == "plot" for group in app.registered_groups):
+    app.add_typer(sweep_plot_app, name="plot")
+
+
+from multiview.cifar.cli import cifar as cifar_command  # noqa: E402  (multiview cifar: the real-data protocol)
+
+app.command("cifar")(cifar_command)
 
 
 def main() -> None:  # pragma: no cover

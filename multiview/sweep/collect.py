@@ -1,0 +1,164 @@
+"""One table of a sweep: a row per unit, its config and its metrics (``multiview collect``).
+
+Columns, in order: ``unit`` (the config hash), ``status``, every swept key (dotted names, e.g.
+``data.mu``), ``seed`` (the master seed), the metrics of :data:`METRICS`, then the whole config
+flattened as ``config.<section>.<key>``. Metrics are means over the unit's S models; a metric whose
+stage did not run is NaN. Written as CSV and Parquet (through pandas) for notebooks.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from multiview.results import read_json
+from multiview.sweep.store import DONE, SweepStore
+
+METHODS = ("single", "ensemble", "training_average", "kd", "self_kd", "ensemble_of_kd")
+GAINS = {
+    "ensemble_gain": "ensemble",
+    "kd_gain": "kd",
+    "self_kd_gain": "self_kd",
+    "training_average_gain": "training_average",
+}
+
+#: Metric column → what it is (also the phase diagram's colour-bar label).
+METRICS: dict[str, str] = {
+    "single_view_error": "single-view test error of single models",
+    **{f"error_{m}": f"test error: {m.replace('_', ' ')}" for m in METHODS},
+    **{f"single_view_error_{m}": f"single-view test error: {m.replace('_', ' ')}" for m in METHODS[1:]},
+    "ensemble_gain": "ensemble gain: err(single) − err(ensemble)",
+    "kd_gain": "KD gain: err(single) − err(KD)",
+    "self_kd_gain": "self-KD gain: err(single) − err(self-KD)",
+    "training_average_gain": "training-average gain: err(single) − err(training the average)",
+    "exactly_one_fraction": "fraction of (model, class) with exactly one view learned",
+    "lottery_agreement": "lottery agreement: learned view = larger Λ at init",
+    "bound_pass_rate": "bound pass rate (passed / judged)",
+    "bounds_judged": "number of bounds judged",
+    "wall_seconds": "wall time of the unit (s)",
+}
+
+
+def _mean(xs: Any) -> float:
+    if not isinstance(xs, list):
+        return float("nan")
+    vals = [float(x) for x in xs if x is not None and not math.isnan(float(x))]
+    return sum(vals) / len(vals) if vals else float("nan")
+
+
+def unit_metrics(results: dict[str, Any]) -> dict[str, float]:
+    """The table's metrics of one unit's ``results.json``."""
+    nan = float("nan")
+    out: dict[str, float] = {}
+    errors = {m: _mean(results[m]["test_error"]["all"]) if m in results else nan for m in METHODS}
+    single_view = {
+        m: _mean(results[m]["test_error"]["single_view"]) if m in results else nan for m in METHODS
+    }
+    out["single_view_error"] = single_view["single"]
+    for m in METHODS:
+        out[f"error_{m}"] = errors[m]
+    for m in METHODS[1:]:
+        out[f"single_view_error_{m}"] = single_view[m]
+    for name, method in GAINS.items():
+        out[name] = errors["single"] - errors[method]
+    views = results.get("views", {})
+    out["exactly_one_fraction"] = _number(views.get("exactly_one_fraction"))
+    out["lottery_agreement"] = _number(views.get("lottery_agreement"))
+    judged = [b for b in results.get("bounds", []) if b.get("passed") is not None]
+    out["bounds_judged"] = float(len(judged))
+    out["bound_pass_rate"] = sum(1 for b in judged if b["passed"]) / len(judged) if judged else nan
+    out["wall_seconds"] = _number(results.get("timing", {}).get("total"))
+    return out
+
+
+def build_table(root: str | Path, include_unfinished: bool = False):
+    """A ``pandas.DataFrame`` with one row per unit of the sweep folder ``root`` (finished units
+    only, unless ``include_unfinished``; their metrics are then NaN)."""
+    import pandas as pd
+
+    store = SweepStore(root)
+    if not store.units_dir.exists():
+        raise FileNotFoundError(f"{root} is not a sweep folder (no units/ inside)")
+    swept = list(store.read_plan().get("swept_keys", []))
+    rows = []
+    for key in store.keys():
+        done = store.is_done(key)
+        if not done and not include_unfinished:
+            continue
+        info = store.info(key)
+        results = read_json(store.results_path(key)) if done else {}
+        config = results.get("config") or info.get("config") or {}
+        flat = flatten(config)
+        row: dict[str, Any] = {"unit": key, "status": DONE if done else store.state(key)}
+        for k in swept:
+            row[k] = _cell(flat.get(k))
+        row["seed"] = flat.get("seed", info.get("seed"))
+        row.update(unit_metrics(results) if done else {m: float("nan") for m in METRICS})
+        row.update({f"config.{k}": _cell(v) for k, v in flat.items()})
+        rows.append(row)
+    columns = ["unit", "status", *swept, "seed", *METRICS]
+    df = pd.DataFrame(rows, columns=None if rows else columns)
+    order = [c for c in [*swept, "seed"] if c in df.columns]
+    if rows and order:
+        df = df.sort_values(order, kind="stable").reset_index(drop=True)
+    return df
+
+
+def write_table(df, prefix: str | Path, formats: tuple[str, ...] = ("csv", "parquet")) -> list[Path]:
+    """Write ``<prefix>.csv`` / ``<prefix>.parquet`` atomically; returns the paths written."""
+    prefix = Path(prefix)
+    prefix.parent.mkdir(parents=True, exist_ok=True)
+    written = []
+    for fmt in formats:
+        if fmt not in ("csv", "parquet"):
+            raise ValueError(f"unknown table format {fmt!r}; use csv or parquet")
+        if fmt == "parquet":
+            try:
+                import pyarrow  # noqa: F401
+            except ImportError:
+                raise ValueError(
+                    "Parquet needs pyarrow: pip install 'multiview[parquet]' (or use --format csv)"
+                ) from None
+        path = prefix.with_name(prefix.name + "." + fmt)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        os.close(fd)
+        try:
+            if fmt == "csv":
+                df.to_csv(tmp, index=False)
+            else:
+                df.to_parquet(tmp, index=False)
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+        written.append(path)
+    return written
+
+
+def flatten(config: dict[str, Any]) -> dict[str, Any]:
+    """``{"data": {"mu": 0.1}, "seed": 0}`` → ``{"data.mu": 0.1, "seed": 0}``."""
+    flat: dict[str, Any] = {}
+    for key, value in config.items():
+        if isinstance(value, dict):
+            for sub, v in value.items():
+                flat[f"{key}.{sub}"] = v
+        else:
+            flat[key] = value
+    return flat
+
+
+def _cell(v: Any) -> Any:
+    """Lists become text (``single,ensemble``; ``[1.0, 2.0]``) so every column is a scalar."""
+    if isinstance(v, (list, tuple)):
+        if all(isinstance(x, str) for x in v):
+            return ",".join(v)
+        return json.dumps(list(v))
+    return v
+
+
+def _number(x: Any) -> float:
+    return float(x) if isinstance(x, (int, float)) and not isinstance(x, bool) else float("nan")

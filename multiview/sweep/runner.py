@@ -1,0 +1,150 @@
+"""Running one unit: the function a local worker or a SLURM job executes.
+
+:func:`run_unit` takes the unit's lock, skips it when its result is already stored, runs the
+protocol into ``units/<key>/`` with ``resume`` (finished stages of an interrupted attempt are
+loaded, not recomputed), and records the outcome in ``unit.json`` and ``events.jsonl``.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import time
+import traceback
+from dataclasses import dataclass
+from pathlib import Path
+
+from multiview.sweep.spec import Unit
+from multiview.sweep.store import DONE, FAILED, RUNNING, SweepStore
+
+
+class UnitFailed(RuntimeError):
+    """A unit's code raised; the message carries the unit, its error and its traceback."""
+
+
+@dataclass
+class Outcome:
+    """What happened to one unit in this attempt."""
+
+    key: str
+    state: str  # done, failed, busy (running elsewhere), cached (was already done)
+    seconds: float = 0.0
+    error: str = ""
+    traceback: str = ""
+    device: str = ""
+
+
+def resolve_device(device: str) -> str:
+    """``auto`` → ``cuda`` when a GPU is visible, else ``cpu``."""
+    import torch
+
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    return device
+
+
+def cpu_count() -> int:
+    """CPU cores this process may use (SLURM's allocation, the affinity mask, or all)."""
+    slurm = os.environ.get("SLURM_CPUS_PER_TASK")
+    if slurm and slurm.isdigit():
+        return max(1, int(slurm))
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # pragma: no cover - not Linux
+        return max(1, os.cpu_count() or 1)
+
+
+def run_unit(
+    root: str | Path,
+    unit: Unit,
+    device: str = "auto",
+    threads: int = 0,
+    keep_stages: bool = True,
+    raise_on_error: bool = False,
+    backend: str = "local",
+) -> Outcome:
+    """Run ``unit`` into the sweep folder ``root`` unless it is already done there.
+
+    ``threads`` sets torch's CPU threads (0 = the cores this process may use). With
+    ``raise_on_error`` a failure is re-raised as :class:`UnitFailed` after it is recorded (a SLURM
+    job then ends FAILED); otherwise it is returned.
+    """
+    import torch
+
+    store = SweepStore(root)
+    with store.lock(unit.key) as taken:
+        if not taken:
+            return Outcome(unit.key, "busy")
+        if store.is_done(unit.key):
+            return Outcome(unit.key, "cached")
+        previous_threads = torch.get_num_threads()
+        torch.set_num_threads(threads if threads > 0 else cpu_count())
+        try:
+            return _attempt(store, unit, device, keep_stages, raise_on_error, backend)
+        finally:
+            torch.set_num_threads(previous_threads)
+
+
+def _attempt(
+    store: SweepStore, unit: Unit, device: str, keep_stages: bool, raise_on_error: bool, backend: str
+) -> Outcome:
+    """One attempt at ``unit`` (its lock held): record the start, run, record the outcome."""
+    from multiview.protocol import run_protocol
+
+    dev = resolve_device(device)
+    attempts = store.info(unit.key).get("attempts", 0) + 1
+    started = time.time()
+    where = {
+        "host": socket.gethostname(),
+        "pid": os.getpid(),
+        "device": dev,
+        "backend": backend,
+        "slurm_job": _slurm_job_id(),
+    }
+    store.write_info(
+        unit,
+        RUNNING,
+        attempts=attempts,
+        started=started,
+        first_started=store.info(unit.key).get("first_started", started),
+        **where,
+    )
+    store.log_event("start", unit.key, attempt=attempts, device=dev, backend=backend)
+    t0 = time.perf_counter()
+    try:
+        run_protocol(unit.config, dev, store.unit_dir(unit.key), resume=True)
+    except Exception as exc:
+        seconds = time.perf_counter() - t0
+        tb = traceback.format_exc()
+        error = f"{type(exc).__name__}: {exc}"
+        store.write_info(
+            unit,
+            FAILED,
+            attempts=attempts,
+            started=started,
+            seconds=seconds,
+            error=error,
+            traceback=tb,
+            **where,
+        )
+        store.log_event("failed", unit.key, seconds=seconds, error=error)
+        if raise_on_error:
+            where_log = store.info_path(unit.key)
+            raise UnitFailed(f"unit {unit.key} ({unit.label()}) failed: {error} (see {where_log})") from exc
+        return Outcome(unit.key, FAILED, seconds, error, tb, dev)
+    seconds = time.perf_counter() - t0
+    if not keep_stages:
+        shutil.rmtree(store.unit_dir(unit.key) / "stages", ignore_errors=True)
+    store.write_info(
+        unit, DONE, attempts=attempts, started=started, seconds=seconds, finished=time.time(), **where
+    )
+    store.log_event("done", unit.key, seconds=seconds)
+    return Outcome(unit.key, DONE, seconds, device=dev)
+
+
+def _slurm_job_id() -> str | None:
+    array, task = os.environ.get("SLURM_ARRAY_JOB_ID"), os.environ.get("SLURM_ARRAY_TASK_ID")
+    if array and task:
+        return f"{array}_{task}"
+    return os.environ.get("SLURM_JOB_ID")

@@ -1,0 +1,110 @@
+"""The SLURM backend against a real cluster (``.ci/run`` starts one with shared/tools/slurm).
+
+Skipped, with the reason, when ``sbatch``/``sacct`` are missing or the cluster does not answer.
+Each test has its own sweep folder, hence its own submitit folder.
+"""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+from sweep_helpers import flat, run_cli, spec_text, write_spec
+
+from multiview.sweep import slurm
+from multiview.sweep.collect import METRICS, build_table
+from multiview.sweep.plan import plan
+from multiview.sweep.spec import parse_spec
+from multiview.sweep.store import SweepStore
+
+pytestmark = [pytest.mark.slurm, pytest.mark.timeout(300)]
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _cluster():
+    """Skip, saying why, when there is no SLURM cluster to talk to (asked once, only when selected)."""
+    reason = slurm.unavailable_reason()
+    if reason is not None:
+        pytest.skip(f"no SLURM cluster: {reason}")
+
+
+SLURM = "cpus_per_task = 1\nmem_gb = 1\ntime_min = 10\npoll_s = 1\narray_parallelism = 4"
+GRID = '"data.mu" = [0.1, 0.3]\n"data.rho" = [0.1, 0.3]'
+
+
+def test_grid_through_slurm_matches_the_same_grid_run_locally(tmp_path):
+    via_slurm, local = tmp_path / "slurm_sweep", tmp_path / "local_sweep"
+    spec_s = write_spec(tmp_path / "s.toml", via_slurm, GRID, slurm=SLURM)
+    spec_l = write_spec(tmp_path / "l.toml", local, GRID)
+    submitted = run_cli("sweep", spec_s, "--backend", "slurm", "--no-wait")
+    assert submitted.exit_code == 0, submitted.output
+    assert "submitted 4 unit(s) as job array" in flat(submitted.output)
+    # A second invocation follows the queued tasks instead of submitting them again.
+    result = run_cli("sweep", spec_s, "--backend", "slurm", "--quiet")
+    assert result.exit_code == 0, result.output
+    assert "re-attached to 4 task(s)" in flat(result.output) and "submitted" not in result.output
+    assert run_cli("sweep", spec_l, "--quiet").exit_code == 0
+
+    store = SweepStore(via_slurm)
+    assert all(store.info(k)["backend"] == "slurm" and store.info(k)["slurm_job"] for k in store.keys())
+    a, b = build_table(via_slurm), build_table(local)
+    assert list(a["unit"]) == list(b["unit"]) and len(a) == 4
+    metrics = [m for m in METRICS if m != "wall_seconds"]
+    pd_equal = a[metrics].equals(b[metrics])  # deterministic on the CPU: bit-for-bit the same numbers
+    assert pd_equal, a[metrics].compare(b[metrics])
+
+    # Re-running through SLURM submits nothing: every unit is done.
+    again = run_cli("sweep", spec_s, "--backend", "slurm", "--quiet")
+    assert again.exit_code == 0 and "submitted" not in again.output and "to run 0" in flat(again.output)
+
+
+def test_failed_and_cancelled_units_are_reported_with_their_logs(tmp_path):
+    out = tmp_path / "sweep"
+    # data.P = 4 fails at run time (on_cap = "error"); max_steps = 10^6 runs until it is cancelled.
+    fixed = '[sweep.set]\n"data.n_test" = 500\n"data.on_cap" = "error"\n"train.loss_threshold" = 0.0\n'
+    spec = parse_spec(
+        spec_text(out, '"data.P" = [4, 8]\n"train.max_steps" = [100, 1000000]', fixed=fixed, slurm=SLURM)
+    )
+    store = SweepStore(out)
+    p = plan(spec, store)
+    jobs = slurm.submit(store, p.run, spec.slurm)
+    assert len(jobs) == 4 and len({j.job_id.split("_")[0] for j in jobs}) == 1  # one job array
+    by_point = {(j.unit.params["data.P"], j.unit.params["train.max_steps"]): j for j in jobs}
+    long = by_point[(8, 1000000)]
+    deadline = time.monotonic() + 120
+    while store.info(long.unit.key).get("state") != "running":
+        assert time.monotonic() < deadline, "the long unit never started"
+        time.sleep(0.2)
+    long.job.cancel()
+
+    report = slurm.watch(store, jobs, poll_s=1)
+    assert report.computed == [by_point[(8, 100)].unit.key]
+    problems = {(pr.unit.params["data.P"], pr.unit.params["train.max_steps"]): pr for pr in report.problems}
+    assert set(problems) == {(4, 100), (4, 1000000), (8, 1000000)}
+    for point in ((4, 100), (4, 1000000)):
+        pr = problems[point]
+        assert pr.state == "failed" and "DataError" in pr.error
+        assert "Traceback" in pr.log and "data.on_cap" in pr.log and "DataError" in pr.log
+        assert pr.log_path.endswith("_log.err")
+        assert store.state(pr.unit.key) == "failed"
+    cancelled = problems[(8, 1000000)]
+    assert cancelled.state == "CANCELLED" and "without a result" in cancelled.error
+    assert cancelled.log_path.endswith("_log.err")
+    deadline = time.monotonic() + 60  # SLURM kills the task's processes within KillWait
+    while store.state(long.unit.key) == "running":
+        assert time.monotonic() < deadline, "the cancelled task still holds its unit"
+        time.sleep(0.5)
+    assert store.state(long.unit.key) == "pending"  # re-run by the next sweep; not a failure
+
+    again = plan(spec, store)
+    assert [u.key for u in again.run] == [long.unit.key] and len(again.failed) == 2
+    assert len(plan(spec, store, retry_failed=True).run) == 3
+
+
+def test_cli_reports_a_failed_unit_and_its_log(tmp_path):
+    out = tmp_path / "sweep"
+    fixed = '[sweep.set]\n"data.n_test" = 500\n"train.max_steps" = 100\n"data.on_cap" = "error"\n'
+    spec = write_spec(tmp_path / "f.toml", out, '"data.P" = [4]', fixed=fixed, slurm=SLURM)
+    result = run_cli("sweep", spec, "--backend", "slurm", "--quiet")
+    assert result.exit_code == 1
+    assert "failed" in result.output and "DataError" in result.output and "_log.err" in flat(result.output)
