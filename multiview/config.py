@@ -254,11 +254,11 @@ class ProtocolConfig:
     training_average_K: int = 0
     kd_objective: str = "theory"
     kd_tau: float = 0.0
-    kd_eta_ratio: float = 10.0
+    kd_eta_ratio: float = 0.1
     kd_t: float = 0.1
     kd_temperature: float = 4.0
     kd_teacher_scale: float = 1.0
-    kd_steps: int = 0
+    kd_steps: int = 3000
     rf_sigma_0: float = 0.0
     rf_width: int = 128
     baseline_steps: int = 1000

@@ -153,4 +153,4 @@ def test_example_specs_in_scripts_are_valid():
     assert {p.stem for p in specs} >= {"mu_rho", "mu_rho_demo", "sigma0_varrho", "s_Gamma", "k_m"}
     for path in specs:
         spec = load_spec(path)
-        assert len(spec.swept_keys) == 2 and spec.units(), path
+        assert len(spec.swept_keys) >= 1 and spec.units(), path
