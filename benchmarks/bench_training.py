@@ -12,6 +12,7 @@ from typing import Any
 import torch
 
 from benchmarks.common import time_call
+from multiview import precision
 from multiview.config import SimConfig, get_preset
 from multiview.data import MultiViewDistribution
 from multiview.losses import LabelObjective
@@ -71,7 +72,9 @@ def batched_vs_loop(device: torch.device, steps: int = 30, seeds: int = 10) -> d
     }
 
 
-def step_vs_gemm_peak(device: torch.device, noise_model: str = "gaussian", steps: int = 20) -> dict[str, Any]:
+def step_vs_gemm_peak(
+    device: torch.device, noise_model: str = "gaussian", steps: int = 20, compiled: bool = False
+) -> dict[str, Any]:
     """Achieved FLOP/s of a training step against the GEMM peak measured on the same shapes.
 
     The step's FLOPs are those of its two products, (U, D) × (D, n·P) forward and
@@ -79,7 +82,8 @@ def step_vs_gemm_peak(device: torch.device, noise_model: str = "gaussian", steps
     Under the orthogonal noise model D = 2k, the products are thin and the step is bound by the
     element-wise work, which this ratio makes visible.
     """
-    cfg = get_preset("default").with_overrides({"data.noise_model": noise_model})
+    cfg = get_preset("default").with_overrides({"data.noise_model": noise_model, "train.compile": compiled})
+    precision.configure(cfg.train, device)
     dist, batch, inputs, dtype = _setup(cfg, device)
     S, k, m = cfg.n_seeds, cfg.data.k, cfg.model.m
     U = S * k * m
@@ -102,8 +106,10 @@ def step_vs_gemm_peak(device: torch.device, noise_model: str = "gaussian", steps
     flops = 2 * (2 * U * K * nP)
     peak = flops / (t_fwd + t_bwd)
     achieved = flops / t_step
+    precision.configure(dataclasses.replace(cfg.train, compile=False), device)
     return {
         "noise_model": noise_model,
+        "compiled": compiled,
         "shapes": {"U=S·k·m": U, "D": K, "n·P": nP},
         "step_seconds": t_step,
         "gemm_seconds": t_fwd + t_bwd,

@@ -10,6 +10,6 @@ python3 -m pip install -q --no-deps --no-build-isolation -e . >/dev/null 2>&1 ||
 {
   nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv || true
   python3 -c "import torch; print('torch', torch.__version__, 'cuda', torch.version.cuda)"
-  timeout 420 python3 benchmarks/run.py --device cuda --out "$out/report.json"
+  timeout 420 python3 benchmarks/run.py --device cuda --compile --out "$out/report.json"
   timeout 120 python3 benchmarks/precision_check.py --device cuda --out "$out/precision.json"
 } 2>&1 | tee "$out/log.txt"

@@ -17,7 +17,7 @@ import torch
 from torch import Tensor
 
 from multiview.inputs import Inputs
-from multiview.model import act_and_grad, backprop_to_weights, sum_units
+from multiview.model import act_and_grad, backprop_to_weights, patch_scratch_bytes, sum_units
 
 
 def random_feature_map(
@@ -90,5 +90,4 @@ class LinearizedCNN:
         return backprop_to_weights(inputs, cache, dlogits, tuple(self.w0.shape))
 
     def scratch_bytes_per_example(self, inputs: Inputs) -> int:
-        R, k, m, _ = self.w0.shape
-        return 5 * inputs.n_patches * R * k * m * self.w0.element_size()
+        return patch_scratch_bytes(inputs, self.w0, 5)

@@ -5,12 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated
 
-import torch
 import typer
 from rich.console import Console
 
 from multiview import config as config_mod
 from multiview.config import ConfigError, SimConfig
+from multiview.terminal import resolve_device
 
 app = typer.Typer(
     help=(
@@ -22,19 +22,6 @@ app = typer.Typer(
     rich_markup_mode="rich",
 )
 console = Console()
-
-
-def resolve_device(device: str) -> torch.device:
-    """``auto`` picks CUDA when present; anything else must be a device torch knows."""
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        dev = torch.device(device)
-    except RuntimeError:
-        raise typer.BadParameter(f"--device {device!r}: use auto, cpu, cuda or cuda:N") from None
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise typer.BadParameter(f"--device {device}: CUDA is not available on this machine")
-    return dev
 
 
 def build_config(
@@ -50,10 +37,7 @@ def build_config(
         cfg = config_mod.get_preset(preset or "default")
         if config_file is not None:
             cfg = config_mod.load_toml(config_file, base=cfg)
-        overrides: dict[str, object] = {}
-        for item in sets or []:
-            key, value = config_mod.parse_assignment(item)
-            overrides[key] = value
+        overrides: dict[str, object] = config_mod.parse_sets(sets)
         if seeds is not None:
             overrides["n_seeds"] = seeds
         if dtype is not None:

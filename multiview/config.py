@@ -19,10 +19,23 @@ from typing import Any
 
 import tomli_w
 
-
-class ConfigError(ValueError):
-    """A configuration value is invalid; the message names the field and what is allowed."""
-
+from multiview.validation import (
+    ConfigError,
+    choice,
+    choices,
+    coerce,
+    dotted_keys,
+    drop_none,
+    field_type,
+    flatten_sections,
+    in_range,
+    int_at_least,
+    interval,
+    plain,
+    read_toml,
+    resolve_bare_key,
+    split_key,
+)
 
 # --------------------------------------------------------------------------------------------
 # Sections
@@ -93,18 +106,18 @@ class DataConfig:
         return self.gamma * self.k / math.sqrt(self.d)
 
     def validate(self) -> None:
-        _int_at_least("data.k", self.k, 2)
-        _int_at_least("data.C_p", self.C_p, 1)
-        _int_at_least("data.P", self.P, 2 * self.C_p, "2·C_p (the two label views need C_p patches each)")
-        _int_at_least("data.d", self.d, 2 * self.k, "2·k (the 2k features must be orthonormal)")
-        _in_range("data.s", self.s, 0.0, float(self.k))
-        _in_range("data.mu", self.mu, 0.0, 1.0)
-        _in_range("data.rho", self.rho, 0.0, math.inf)
-        _in_range("data.Gamma", self.Gamma, 0.0, math.inf)
-        _in_range("data.gamma", self.gamma, 0.0, math.inf)
-        _in_range("data.sigma_p", self.sigma_p, 0.0, math.inf)
+        int_at_least("data.k", self.k, 2)
+        int_at_least("data.C_p", self.C_p, 1)
+        int_at_least("data.P", self.P, 2 * self.C_p, "2·C_p (the two label views need C_p patches each)")
+        int_at_least("data.d", self.d, 2 * self.k, "2·k (the 2k features must be orthonormal)")
+        in_range("data.s", self.s, 0.0, float(self.k))
+        in_range("data.mu", self.mu, 0.0, 1.0)
+        in_range("data.rho", self.rho, 0.0, math.inf)
+        in_range("data.Gamma", self.Gamma, 0.0, math.inf)
+        in_range("data.gamma", self.gamma, 0.0, math.inf)
+        in_range("data.sigma_p", self.sigma_p, 0.0, math.inf)
         if self.sigma_nonfeature is not None:
-            _in_range("data.sigma_nonfeature", self.sigma_nonfeature, 0.0, math.inf)
+            in_range("data.sigma_nonfeature", self.sigma_nonfeature, 0.0, math.inf)
         for name in (
             "label_view_total",
             "cross_total_multi",
@@ -112,18 +125,18 @@ class DataConfig:
             "weak_view_total",
             "cross_total_single",
         ):
-            _interval(f"data.{name}", getattr(self, name))
-        _choice("data.noise_model", self.noise_model, ("gaussian", "orthogonal"))
-        _choice("data.split", self.split, ("dirichlet", "even"))
-        _choice("data.feature_noise", self.feature_noise, ("all", "sparse"))
-        _int_at_least("data.feature_noise_count", self.feature_noise_count, 1)
+            interval(f"data.{name}", getattr(self, name))
+        choice("data.noise_model", self.noise_model, ("gaussian", "orthogonal"))
+        choice("data.split", self.split, ("dirichlet", "even"))
+        choice("data.feature_noise", self.feature_noise, ("all", "sparse"))
+        int_at_least("data.feature_noise_count", self.feature_noise_count, 1)
         if self.feature_noise_count > 2 * self.k:
             raise ConfigError(
                 f"data.feature_noise_count = {self.feature_noise_count}: must be at most 2·k = {2 * self.k}"
             )
-        _choice("data.on_cap", self.on_cap, ("drop", "error"))
-        _int_at_least("data.n_train", self.n_train, 1)
-        _int_at_least("data.n_test", self.n_test, 1)
+        choice("data.on_cap", self.on_cap, ("drop", "error"))
+        int_at_least("data.n_train", self.n_train, 1)
+        int_at_least("data.n_test", self.n_test, 1)
 
 
 @dataclass
@@ -140,10 +153,10 @@ class ModelConfig:
     sigma_0: float = 0.001
 
     def validate(self) -> None:
-        _int_at_least("model.m", self.m, 1)
-        _int_at_least("model.q", self.q, 1)
-        _in_range("model.varrho", self.varrho, 0.0, math.inf, open_low=True)
-        _in_range("model.sigma_0", self.sigma_0, 0.0, math.inf, open_low=True)
+        int_at_least("model.m", self.m, 1)
+        int_at_least("model.q", self.q, 1)
+        in_range("model.varrho", self.varrho, 0.0, math.inf, open_low=True)
+        in_range("model.sigma_0", self.sigma_0, 0.0, math.inf, open_low=True)
 
 
 @dataclass
@@ -177,20 +190,20 @@ class TrainConfig:
     compile: bool = False
 
     def validate(self) -> None:
-        _choice("train.optimizer", self.optimizer, ("gd", "sgd"))
-        _choice("train.step", self.step, ("constant", "normalized", "relative"))
-        _in_range("train.lr", self.lr, 0.0, math.inf, open_low=True)
-        _in_range("train.delta", self.delta, 0.0, math.inf, open_low=True)
-        _int_at_least("train.max_steps", self.max_steps, 1)
-        _in_range("train.loss_threshold", self.loss_threshold, 0.0, math.inf)
-        _int_at_least("train.batch_size", self.batch_size, 0)
+        choice("train.optimizer", self.optimizer, ("gd", "sgd"))
+        choice("train.step", self.step, ("constant", "normalized", "relative"))
+        in_range("train.lr", self.lr, 0.0, math.inf, open_low=True)
+        in_range("train.delta", self.delta, 0.0, math.inf, open_low=True)
+        int_at_least("train.max_steps", self.max_steps, 1)
+        in_range("train.loss_threshold", self.loss_threshold, 0.0, math.inf)
+        int_at_least("train.batch_size", self.batch_size, 0)
         if self.optimizer == "sgd" and self.batch_size < 1:
             raise ConfigError("train.batch_size = 0: optimizer 'sgd' needs a batch size of at least 1")
-        _int_at_least("train.log_every", self.log_every, 1)
-        _int_at_least("train.chunk_size", self.chunk_size, 0)
-        _int_at_least("train.memory_budget_mb", self.memory_budget_mb, 1)
-        _choice("train.dtype", self.dtype, ("float32", "float64"))
-        _choice("train.matmul", self.matmul, ("exact", "tf32", "bf16"))
+        int_at_least("train.log_every", self.log_every, 1)
+        int_at_least("train.chunk_size", self.chunk_size, 0)
+        int_at_least("train.memory_budget_mb", self.memory_budget_mb, 1)
+        choice("train.dtype", self.dtype, ("float32", "float64"))
+        choice("train.matmul", self.matmul, ("exact", "tf32", "bf16"))
 
 
 @dataclass
@@ -210,8 +223,8 @@ class ProbeConfig:
     memorization_examples: int = 0
 
     def validate(self) -> None:
-        _in_range("probes.learned_threshold", self.learned_threshold, 0.0, math.inf, open_low=True)
-        _int_at_least("probes.memorization_examples", self.memorization_examples, 0)
+        in_range("probes.learned_threshold", self.learned_threshold, 0.0, math.inf, open_low=True)
+        int_at_least("probes.memorization_examples", self.memorization_examples, 0)
 
     def margin(self, m: int) -> float:
         if self.lottery_margin >= 0:
@@ -264,22 +277,19 @@ class ProtocolConfig:
     baseline_steps: int = 1000
 
     def validate(self) -> None:
-        if not self.stages:
-            raise ConfigError("protocol.stages is empty: name at least one of " + ", ".join(STAGES))
-        for stage in self.stages:
-            _choice("protocol.stages", stage, STAGES)
-        _choice("protocol.ensemble_combine", self.ensemble_combine, ("logits", "probs"))
-        _int_at_least("protocol.training_average_K", self.training_average_K, 0)
-        _choice("protocol.kd_objective", self.kd_objective, ("theory", "practical"))
-        _in_range("protocol.kd_tau", self.kd_tau, 0.0, math.inf)
-        _in_range("protocol.kd_eta_ratio", self.kd_eta_ratio, 0.0, math.inf)
-        _in_range("protocol.kd_t", self.kd_t, 0.0, 1.0)
-        _in_range("protocol.kd_temperature", self.kd_temperature, 0.0, math.inf, open_low=True)
-        _in_range("protocol.kd_teacher_scale", self.kd_teacher_scale, 0.0, math.inf, open_low=True)
-        _int_at_least("protocol.kd_steps", self.kd_steps, 0)
-        _in_range("protocol.rf_sigma_0", self.rf_sigma_0, 0.0, math.inf)
-        _int_at_least("protocol.rf_width", self.rf_width, 1)
-        _int_at_least("protocol.baseline_steps", self.baseline_steps, 0)
+        choices("protocol.stages", self.stages, STAGES)
+        choice("protocol.ensemble_combine", self.ensemble_combine, ("logits", "probs"))
+        int_at_least("protocol.training_average_K", self.training_average_K, 0)
+        choice("protocol.kd_objective", self.kd_objective, ("theory", "practical"))
+        in_range("protocol.kd_tau", self.kd_tau, 0.0, math.inf)
+        in_range("protocol.kd_eta_ratio", self.kd_eta_ratio, 0.0, math.inf)
+        in_range("protocol.kd_t", self.kd_t, 0.0, 1.0)
+        in_range("protocol.kd_temperature", self.kd_temperature, 0.0, math.inf, open_low=True)
+        in_range("protocol.kd_teacher_scale", self.kd_teacher_scale, 0.0, math.inf, open_low=True)
+        int_at_least("protocol.kd_steps", self.kd_steps, 0)
+        in_range("protocol.rf_sigma_0", self.rf_sigma_0, 0.0, math.inf)
+        int_at_least("protocol.rf_width", self.rf_width, 1)
+        int_at_least("protocol.baseline_steps", self.baseline_steps, 0)
 
     def tau(self, k: int) -> float:
         """τ of Theorem 3: the configured value or 1/ln²(k)."""
@@ -309,23 +319,23 @@ class SimConfig:
         self.train.validate()
         self.probes.validate()
         self.protocol.validate()
-        _int_at_least("seed", self.seed, 0)
-        _int_at_least("n_seeds", self.n_seeds, 1)
+        int_at_least("seed", self.seed, 0)
+        int_at_least("n_seeds", self.n_seeds, 1)
         return self
 
     # --- serialization -----------------------------------------------------------------------
 
     def to_dict(self) -> dict[str, Any]:
-        return _plain(dataclasses.asdict(self))
+        return plain(dataclasses.asdict(self))
 
     def to_toml(self) -> str:
-        return tomli_w.dumps(_drop_none(self.to_dict()))
+        return tomli_w.dumps(drop_none(self.to_dict()))
 
     def config_hash(self, exclude: tuple[str, ...] = ()) -> str:
         """A stable 16-hex-digit hash of the resolved config (key order and float repr fixed),
         optionally leaving out whole sections."""
-        plain = {k: v for k, v in self.to_dict().items() if k not in exclude}
-        text = json.dumps(plain, sort_keys=True, separators=(",", ":"))
+        kept = {k: v for k, v in self.to_dict().items() if k not in exclude}
+        text = json.dumps(kept, sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(text.encode()).hexdigest()[:16]
 
     def with_overrides(self, overrides: dict[str, Any]) -> SimConfig:
@@ -344,20 +354,14 @@ class SimConfig:
 def from_dict(raw: dict[str, Any], base: SimConfig | None = None) -> SimConfig:
     """Build a validated config from nested plain data; unknown keys are errors."""
     cfg = copy.deepcopy(base) if base is not None else SimConfig()
-    for key, value in _flatten(raw).items():
+    for key, value in flatten_sections(raw, _SECTION_TYPES).items():
         _set_path(cfg, key, value)
     return cfg.validate()
 
 
 def load_toml(path: str | Path, base: SimConfig | None = None) -> SimConfig:
     """Load a TOML config file. A key ``preset = "name"`` at the top starts from that preset."""
-    path = Path(path)
-    try:
-        raw = tomllib.loads(path.read_text())
-    except FileNotFoundError:
-        raise ConfigError(f"config file {path} does not exist") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"config file {path} is not valid TOML: {exc}") from None
+    raw = read_toml(path)
     preset = raw.pop("preset", None)
     if preset is not None:
         base = get_preset(preset)
@@ -378,23 +382,22 @@ def parse_assignment(text: str) -> tuple[str, Any]:
     return key, parsed
 
 
+def parse_sets(items: list[str] | None) -> dict[str, Any]:
+    """``["data.mu=0.2", "n_seeds=3"]`` → {key: value}; values are read as TOML, else strings."""
+    out: dict[str, Any] = {}
+    for item in items or []:
+        key, value = parse_assignment(item)
+        out[key] = value
+    return out
+
+
 def resolve_key(key: str) -> str:
     """Turn ``mu`` into ``data.mu`` when the bare name is unique across sections."""
-    if "." in key or key in _TOP_FIELDS:
-        return key
-    owners = [sec for sec, names in _SECTION_FIELDS.items() if key in names]
-    if len(owners) == 1:
-        return f"{owners[0]}.{key}"
-    if not owners:
-        raise ConfigError(f"unknown config key {key!r}; known keys: {', '.join(all_keys())}")
-    raise ConfigError(
-        f"config key {key!r} is ambiguous: say one of " + ", ".join(f"{o}.{key}" for o in owners)
-    )
+    return resolve_bare_key(key, _SECTION_FIELDS, _TOP_FIELDS)
 
 
 def all_keys() -> list[str]:
-    keys = [f"{sec}.{name}" for sec, names in _SECTION_FIELDS.items() for name in names]
-    return keys + sorted(_TOP_FIELDS)
+    return dotted_keys(_SECTION_FIELDS, _TOP_FIELDS)
 
 
 # --------------------------------------------------------------------------------------------
@@ -440,136 +443,9 @@ _TOP_FIELDS = {"seed", "n_seeds"}
 
 def _set_path(cfg: SimConfig, key: str, value: Any) -> None:
     key = resolve_key(key)
-    parts = key.split(".")
-    if len(parts) == 1:
-        if parts[0] not in _TOP_FIELDS:
-            raise ConfigError(f"unknown config key {key!r}; known keys: {', '.join(all_keys())}")
-        setattr(cfg, parts[0], _coerce(key, getattr(cfg, parts[0]), value, int))
+    if key in _TOP_FIELDS:
+        setattr(cfg, key, coerce(key, value, "int"))
         return
-    if len(parts) != 2 or parts[0] not in _SECTION_TYPES:
-        raise ConfigError(f"unknown config key {key!r}; sections are {', '.join(_SECTION_TYPES)}")
-    section, name = parts
-    if name not in _SECTION_FIELDS[section]:
-        raise ConfigError(f"unknown config key {key!r}; {section} has: {', '.join(_SECTION_FIELDS[section])}")
+    section, name = split_key(key, _SECTION_FIELDS)
     obj = getattr(cfg, section)
-    ftype = {f.name: f.type for f in dataclasses.fields(obj)}[name]
-    setattr(obj, name, _coerce(key, getattr(obj, name), value, ftype))
-
-
-def _coerce(key: str, current: Any, value: Any, ftype: Any) -> Any:
-    """Convert a TOML/--set value to the field's type, or raise naming the field."""
-    ftype = str(ftype)
-    try:
-        if ftype.startswith("tuple[str"):
-            if isinstance(value, str):
-                value = [v.strip() for v in value.split(",") if v.strip()]
-            return tuple(str(v) for v in value)
-        if ftype.startswith("tuple[float"):
-            if isinstance(value, str):
-                value = [float(v) for v in value.split(",")]
-            if len(value) != 2:
-                raise ValueError
-            return (float(value[0]), float(value[1]))
-        if value is None or (isinstance(value, str) and value.lower() == "none"):
-            if "None" in ftype:
-                return None
-            raise ValueError
-        if ftype.startswith("bool"):
-            if isinstance(value, str) and value.lower() in ("true", "false"):
-                return value.lower() == "true"
-            if not isinstance(value, bool):
-                raise ValueError
-            return value
-        if ftype.startswith("int"):
-            if isinstance(value, bool) or (isinstance(value, float) and not value.is_integer()):
-                raise ValueError
-            return int(value)
-        if ftype.startswith("float"):
-            if isinstance(value, bool):
-                raise ValueError
-            return float(value)
-        if ftype.startswith("str"):
-            if not isinstance(value, str):
-                raise ValueError
-            return value
-    except (TypeError, ValueError):
-        pass
-    else:
-        return value
-    raise ConfigError(f"{key} = {value!r}: expected {_describe_type(ftype)}")
-
-
-def _describe_type(ftype: str) -> str:
-    if ftype.startswith("tuple[float"):
-        return "an interval [low, high] of two numbers"
-    if ftype.startswith("tuple[str"):
-        return "a list of names"
-    if ftype.startswith("bool"):
-        return "true or false"
-    if ftype.startswith("int"):
-        return "an integer"
-    if "None" in ftype:
-        return "a number or none"
-    if ftype.startswith("float"):
-        return "a number"
-    return "a string"
-
-
-def _flatten(raw: dict[str, Any]) -> dict[str, Any]:
-    flat: dict[str, Any] = {}
-    for key, value in raw.items():
-        if key in _SECTION_TYPES:
-            if not isinstance(value, dict):
-                raise ConfigError(f"[{key}] must be a table of settings, got {value!r}")
-            for sub, v in value.items():
-                flat[f"{key}.{sub}"] = v
-        else:
-            flat[key] = value
-    return flat
-
-
-def _plain(obj: Any) -> Any:
-    if isinstance(obj, dict):
-        return {k: _plain(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_plain(v) for v in obj]
-    return obj
-
-
-def _drop_none(obj: Any) -> Any:
-    if isinstance(obj, dict):
-        return {k: _drop_none(v) for k, v in obj.items() if v is not None}
-    return obj
-
-
-def _int_at_least(name: str, value: Any, low: int, why: str | None = None) -> None:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise ConfigError(f"{name} = {value!r}: must be an integer")
-    if value < low:
-        extra = f" ({why})" if why else ""
-        raise ConfigError(f"{name} = {value}: must be at least {low}{extra}")
-
-
-def _in_range(name: str, value: Any, low: float, high: float, open_low: bool = False) -> None:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or math.isnan(value):
-        raise ConfigError(f"{name} = {value!r}: must be a number")
-    bad = value <= low if open_low else value < low
-    if bad or value > high:
-        lo = f"({low}" if open_low else f"[{low}"
-        hi = "∞)" if math.isinf(high) else f"{high}]"
-        raise ConfigError(f"{name} = {value}: must be in {lo}, {hi}")
-
-
-def _interval(name: str, value: Any) -> None:
-    if not (isinstance(value, tuple) and len(value) == 2):
-        raise ConfigError(f"{name} = {value!r}: must be an interval [low, high]")
-    low, high = value
-    if low < 0:
-        raise ConfigError(f"{name} = [{low}, {high}]: the low end must be ≥ 0")
-    if low > high:
-        raise ConfigError(f"{name} = [{low}, {high}]: the interval is out of order (low > high)")
-
-
-def _choice(name: str, value: Any, allowed: tuple[str, ...]) -> None:
-    if value not in allowed:
-        raise ConfigError(f"{name} = {value!r}: must be one of {', '.join(allowed)}")
+    setattr(obj, name, coerce(key, value, field_type(obj, name)))

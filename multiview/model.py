@@ -91,6 +91,13 @@ def backprop_to_weights(inputs: Inputs, slope: Tensor, dlogits: Tensor, shape: t
     return inputs.weight_grad(g.view(R * k * m, n * P)).view(R, k, m, D)
 
 
+def patch_scratch_bytes(inputs: Inputs, weights: Tensor, arrays: int) -> int:
+    """Bytes of ``arrays`` per-patch, per-unit arrays (P, R·k·m) in the dtype of ``weights``
+    (R, k, m, D): the scratch memory one example needs in forward + backward, to size chunks."""
+    R, k, m, _ = weights.shape
+    return arrays * inputs.n_patches * R * k * m * weights.element_size()
+
+
 def init_weights(
     master_seed: int,
     stream: str,
@@ -159,5 +166,4 @@ class TwoLayerCNN:
     def scratch_bytes_per_example(self, inputs: Inputs) -> int:
         """Scratch memory one example needs in forward + backward (pre-activations, activation,
         derivative, back-propagated signal: four (P, R·k·m) arrays), to size chunks."""
-        R, k, m, _ = self.shape
-        return 4 * inputs.n_patches * R * k * m * self.weights.element_size()
+        return patch_scratch_bytes(inputs, self.weights, 4)

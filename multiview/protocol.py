@@ -20,7 +20,6 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-import platform
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -30,7 +29,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from multiview import bounds, ensemble, precision
+from multiview import bounds, ensemble, precision, results, stages
 from multiview.baselines import LinearizedCNN, RandomFeatures, random_feature_map
 from multiview.config import STAGES, SimConfig
 from multiview.data import Batch, MultiViewDistribution
@@ -107,18 +106,7 @@ class Run:
 
 def resolve_stages(requested: list[str] | tuple[str, ...]) -> list[str]:
     """The requested stages plus what they need, in protocol order."""
-    wanted: set[str] = set()
-
-    def add(name: str) -> None:
-        if name not in REQUIRES:
-            raise ValueError(f"unknown stage {name!r}; choose from {', '.join(STAGES)}")
-        wanted.add(name)
-        for dep in REQUIRES[name]:
-            add(dep)
-
-    for name in requested:
-        add(name)
-    return [s for s in STAGES if s in wanted]
+    return stages.resolve_stages(requested, REQUIRES, STAGES)
 
 
 def run_protocol(
@@ -223,17 +211,11 @@ def _finish(run: Run, out: Path | None, t0: float, partial: bool) -> dict[str, A
 
 
 def environment(device: torch.device, dtype: torch.dtype) -> dict[str, Any]:
-    env = {
+    return {
         "device": str(device),
         "dtype": str(dtype).replace("torch.", ""),
-        "torch": torch.__version__,
-        "python": platform.python_version(),
-        "platform": platform.platform(),
-        "threads": torch.get_num_threads(),
+        **results.host_environment(device),
     }
-    if device.type == "cuda":
-        env["gpu"] = torch.cuda.get_device_name(device)
-    return env
 
 
 def data_summary(run: Run) -> dict[str, Any]:

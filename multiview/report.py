@@ -6,10 +6,10 @@ import math
 from typing import Any
 
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from multiview.protocol import Reporter
+from multiview.terminal import progress_display
 
 METHODS = (
     ("single", "single models (mean)"),
@@ -182,15 +182,7 @@ class RichReporter(Reporter):
     """One progress display across the protocol's stages."""
 
     def __init__(self, console: Console) -> None:
-        self.progress = Progress(
-            TextColumn("[bold]{task.description}"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TextColumn("{task.fields[info]}"),
-            TimeElapsedColumn(),
-            console=console,
-            transient=False,
-        )
+        self.progress = progress_display(console, transient=False)
         self.tasks: dict[str, Any] = {}
 
     def __enter__(self) -> RichReporter:

@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import platform
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -24,6 +25,20 @@ import numpy as np
 import torch
 
 SCHEMA_VERSION = 1
+
+
+def host_environment(device: torch.device) -> dict[str, Any]:
+    """The software and machine a run used (part of ``environment`` in ``results.json``): torch,
+    Python, platform, torch's CPU threads and, on CUDA, the GPU's name."""
+    env: dict[str, Any] = {
+        "torch": torch.__version__,
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "threads": torch.get_num_threads(),
+    }
+    if device.type == "cuda":
+        env["gpu"] = torch.cuda.get_device_name(device)
+    return env
 
 
 def to_jsonable(obj: Any) -> Any:

@@ -7,15 +7,13 @@ training are imported when the command runs.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import Annotated
 
 import typer
 
 from multiview.cifar import config as cfg_mod
 from multiview.cifar.config import ARCH_HELP, STAGES, CifarConfig, ConfigError
-
-if TYPE_CHECKING:
-    import torch
+from multiview.terminal import resolve_device
 
 
 def build_cifar_config(
@@ -38,21 +36,6 @@ def build_cifar_config(
     overrides = cfg_mod.parse_sets(sets)
     overrides.update({k: v for k, v in (flags or {}).items() if v is not None})
     return cfg.with_overrides(overrides)
-
-
-def resolve_device(device: str) -> torch.device:
-    """``auto``: CUDA when present, else the CPU; ``cpu``, ``cuda`` or ``cuda:N`` as given."""
-    import torch
-
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        dev = torch.device(device)
-    except RuntimeError:
-        raise typer.BadParameter(f"--device {device!r}: use auto, cpu, cuda or cuda:N") from None
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise typer.BadParameter(f"--device {device}: CUDA is not available on this machine")
-    return dev
 
 
 def cifar(

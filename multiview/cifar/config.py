@@ -16,14 +16,29 @@ import hashlib
 import json
 import math
 import re
-import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import tomli_w
 
-from multiview.config import ConfigError, parse_assignment
+from multiview.config import parse_sets as parse_sets  # re-exported: cifar's --set items
+from multiview.validation import (
+    ConfigError,
+    boolean,
+    choice,
+    choices,
+    coerce,
+    dotted_keys,
+    field_type,
+    flatten_sections,
+    in_range,
+    int_at_least,
+    plain,
+    read_toml,
+    resolve_bare_key,
+    split_key,
+)
 
 STAGES = (
     "single",
@@ -118,12 +133,12 @@ class CifarData:
         return DATASETS[self.dataset]
 
     def validate(self) -> None:
-        _choice("data.dataset", self.dataset, tuple(DATASETS))
-        _choice("data.labels", self.labels, ("fine", "coarse"))
+        choice("data.dataset", self.dataset, tuple(DATASETS))
+        choice("data.labels", self.labels, ("fine", "coarse"))
         if self.labels == "coarse" and self.dataset != "cifar100":
             raise ConfigError("data.labels = 'coarse': only cifar100 has coarse labels")
         for name in ("train_subset", "test_subset", "subset_seed"):
-            _int_at_least(f"data.{name}", getattr(self, name), 0)
+            int_at_least(f"data.{name}", getattr(self, name), 0)
         for name in ("train_subset", "test_subset"):
             n = getattr(self, name)
             if 0 < n < self.num_classes:
@@ -143,7 +158,7 @@ class CifarModel:
 
     def validate(self) -> None:
         self.arch = parse_arch(self.arch).name
-        _int_at_least("model.fast_width", self.fast_width, 1)
+        int_at_least("model.fast_width", self.fast_width, 1)
 
 
 @dataclass
@@ -204,19 +219,19 @@ class Recipe:
     def validate(self) -> None:
         if not self.name:
             raise ConfigError("recipe.name is empty")
-        _in_range("recipe.epochs", self.epochs, 0.0, math.inf, open_low=True)
-        _int_at_least("recipe.batch_size", self.batch_size, 1)
-        _in_range("recipe.lr", self.lr, 0.0, math.inf, open_low=True)
-        _int_at_least("recipe.lr_reference_batch", self.lr_reference_batch, 0)
-        _in_range("recipe.momentum", self.momentum, 0.0, 1.0)
+        in_range("recipe.epochs", self.epochs, 0.0, math.inf, open_low=True)
+        int_at_least("recipe.batch_size", self.batch_size, 1)
+        in_range("recipe.lr", self.lr, 0.0, math.inf, open_low=True)
+        int_at_least("recipe.lr_reference_batch", self.lr_reference_batch, 0)
+        in_range("recipe.momentum", self.momentum, 0.0, 1.0)
         if self.momentum >= 1.0:
             raise ConfigError(f"recipe.momentum = {self.momentum}: must be below 1")
-        _bool("recipe.nesterov", self.nesterov)
+        boolean("recipe.nesterov", self.nesterov)
         if self.nesterov and self.momentum == 0:
             raise ConfigError("recipe.nesterov = true needs recipe.momentum > 0")
-        _in_range("recipe.weight_decay", self.weight_decay, 0.0, math.inf)
-        _in_range("recipe.bias_lr_scale", self.bias_lr_scale, 0.0, math.inf, open_low=True)
-        _choice("recipe.schedule", self.schedule, ("step", "cosine", "triangle", "constant"))
+        in_range("recipe.weight_decay", self.weight_decay, 0.0, math.inf)
+        in_range("recipe.bias_lr_scale", self.bias_lr_scale, 0.0, math.inf, open_low=True)
+        choice("recipe.schedule", self.schedule, ("step", "cosine", "triangle", "constant"))
         if not isinstance(self.milestones, tuple) or any(not (0.0 < m <= 1.0) for m in self.milestones):
             raise ConfigError(
                 f"recipe.milestones = {list(self.milestones)}: fractions of training in (0, 1], "
@@ -224,24 +239,24 @@ class Recipe:
             )
         if list(self.milestones) != sorted(self.milestones):
             raise ConfigError(f"recipe.milestones = {list(self.milestones)}: must be increasing")
-        _in_range("recipe.lr_decay", self.lr_decay, 0.0, 1.0, open_low=True)
-        _in_range("recipe.warmup_epochs", self.warmup_epochs, 0.0, self.epochs)
-        _in_range("recipe.lr_start", self.lr_start, 0.0, math.inf)
-        _in_range("recipe.lr_peak", self.lr_peak, 0.0, 1.0)
-        _in_range("recipe.lr_end", self.lr_end, 0.0, math.inf)
-        _in_range("recipe.label_smoothing", self.label_smoothing, 0.0, 1.0)
+        in_range("recipe.lr_decay", self.lr_decay, 0.0, 1.0, open_low=True)
+        in_range("recipe.warmup_epochs", self.warmup_epochs, 0.0, self.epochs)
+        in_range("recipe.lr_start", self.lr_start, 0.0, math.inf)
+        in_range("recipe.lr_peak", self.lr_peak, 0.0, 1.0)
+        in_range("recipe.lr_end", self.lr_end, 0.0, math.inf)
+        in_range("recipe.label_smoothing", self.label_smoothing, 0.0, 1.0)
         if self.label_smoothing >= 1.0:
             raise ConfigError(f"recipe.label_smoothing = {self.label_smoothing}: must be below 1")
-        _int_at_least("recipe.crop_padding", self.crop_padding, 0)
+        int_at_least("recipe.crop_padding", self.crop_padding, 0)
         if self.crop_padding > 16:
             raise ConfigError(f"recipe.crop_padding = {self.crop_padding}: at most 16 pixels")
-        _choice("recipe.pad_mode", self.pad_mode, ("zeros", "reflect"))
-        _bool("recipe.flip", self.flip)
-        _choice("recipe.tta", self.tta, (0, 1, 2))
-        _in_range("recipe.whiten_bias_epochs", self.whiten_bias_epochs, 0.0, math.inf)
-        _int_at_least("recipe.eval_batch_size", self.eval_batch_size, 1)
-        _choice("recipe.precision", self.precision, ("auto", "float32", "bfloat16"))
-        _bool("recipe.channels_last", self.channels_last)
+        choice("recipe.pad_mode", self.pad_mode, ("zeros", "reflect"))
+        boolean("recipe.flip", self.flip)
+        choice("recipe.tta", self.tta, (0, 1, 2))
+        in_range("recipe.whiten_bias_epochs", self.whiten_bias_epochs, 0.0, math.inf)
+        int_at_least("recipe.eval_batch_size", self.eval_batch_size, 1)
+        choice("recipe.precision", self.precision, ("auto", "float32", "bfloat16"))
+        boolean("recipe.channels_last", self.channels_last)
 
 
 @dataclass
@@ -276,18 +291,15 @@ class CifarProtocol:
     warmup_steps: int = 0
 
     def validate(self) -> None:
-        _int_at_least("protocol.seeds", self.seeds, 1)
-        if not self.stages:
-            raise ConfigError("protocol.stages is empty: name at least one of " + ", ".join(STAGES))
-        for stage in self.stages:
-            _choice("protocol.stages", stage, STAGES)
-        _choice("protocol.ensemble_combine", self.ensemble_combine, ("logits", "probs"))
-        _int_at_least("protocol.training_average_K", self.training_average_K, 0)
-        _int_at_least("protocol.training_average_models", self.training_average_models, 1)
-        _int_at_least("protocol.kd_students", self.kd_students, 0)
-        _in_range("protocol.kd_t", self.kd_t, 0.0, 1.0)
-        _in_range("protocol.kd_temperature", self.kd_temperature, 0.0, math.inf, open_low=True)
-        _choice("protocol.channel_split_layer", self.channel_split_layer, ("a", "b"))
+        int_at_least("protocol.seeds", self.seeds, 1)
+        choices("protocol.stages", self.stages, STAGES)
+        choice("protocol.ensemble_combine", self.ensemble_combine, ("logits", "probs"))
+        int_at_least("protocol.training_average_K", self.training_average_K, 0)
+        int_at_least("protocol.training_average_models", self.training_average_models, 1)
+        int_at_least("protocol.kd_students", self.kd_students, 0)
+        in_range("protocol.kd_t", self.kd_t, 0.0, 1.0)
+        in_range("protocol.kd_temperature", self.kd_temperature, 0.0, math.inf, open_low=True)
+        choice("protocol.channel_split_layer", self.channel_split_layer, ("a", "b"))
         if not self.channel_split_n or any(
             isinstance(n, bool) or not isinstance(n, int) or n < 1 for n in self.channel_split_n
         ):
@@ -295,9 +307,9 @@ class CifarProtocol:
                 f"protocol.channel_split_n = {list(self.channel_split_n)}: "
                 "a list of integers ≥ 1, e.g. [1, 2, 4, 8]"
             )
-        _int_at_least("protocol.channel_split_seeds", self.channel_split_seeds, 0)
-        _in_range("protocol.channel_split_epochs", self.channel_split_epochs, 0.0, math.inf)
-        _int_at_least("protocol.warmup_steps", self.warmup_steps, 0)
+        int_at_least("protocol.channel_split_seeds", self.channel_split_seeds, 0)
+        in_range("protocol.channel_split_epochs", self.channel_split_epochs, 0.0, math.inf)
+        int_at_least("protocol.warmup_steps", self.warmup_steps, 0)
 
     @property
     def K(self) -> int:
@@ -327,7 +339,7 @@ class CifarConfig:
         self.model.validate()
         self.recipe.validate()
         self.protocol.validate()
-        _int_at_least("seed", self.seed, 0)
+        int_at_least("seed", self.seed, 0)
         return self
 
     @property
@@ -335,7 +347,7 @@ class CifarConfig:
         return self.data.num_classes
 
     def to_dict(self) -> dict[str, Any]:
-        return _plain(dataclasses.asdict(self))
+        return plain(dataclasses.asdict(self))
 
     def to_toml(self) -> str:
         return tomli_w.dumps(self.to_dict())
@@ -385,39 +397,15 @@ def from_dict(raw: dict[str, Any]) -> CifarConfig:
         base = CifarConfig(recipe=recipe_named(name))
     except ConfigError:
         base = CifarConfig()
-    flat: dict[str, Any] = {}
-    for key, value in raw.items():
-        if key in _SECTIONS:
-            if not isinstance(value, dict):
-                raise ConfigError(f"[{key}] must be a table of settings, got {value!r}")
-            flat.update({f"{key}.{k}": v for k, v in value.items()})
-        else:
-            flat[key] = value
-    return base.with_overrides(flat)
+    return base.with_overrides(flatten_sections(raw, _SECTIONS))
 
 
 def load_toml(path: str | Path) -> CifarConfig:
-    path = Path(path)
-    try:
-        raw = tomllib.loads(path.read_text())
-    except FileNotFoundError:
-        raise ConfigError(f"config file {path} does not exist") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"config file {path} is not valid TOML: {exc}") from None
-    return from_dict(raw)
-
-
-def parse_sets(items: list[str] | None) -> dict[str, Any]:
-    """``["lr=0.05", "recipe.epochs=3"]`` → {key: value}; values are read as TOML, else strings."""
-    out: dict[str, Any] = {}
-    for item in items or []:
-        key, value = parse_assignment(item)
-        out[key] = value
-    return out
+    return from_dict(read_toml(path))
 
 
 def all_keys() -> list[str]:
-    return [f"{sec}.{f}" for sec, names in _FIELDS.items() for f in names] + ["seed"]
+    return dotted_keys(_FIELDS, _TOP)
 
 
 # --------------------------------------------------------------------------------------------
@@ -426,106 +414,19 @@ def all_keys() -> list[str]:
 
 _SECTIONS = {"data": CifarData, "model": CifarModel, "recipe": Recipe, "protocol": CifarProtocol}
 _FIELDS = {sec: [f.name for f in dataclasses.fields(t)] for sec, t in _SECTIONS.items()}
+_TOP = ("seed",)
 
 
 def resolve_key(key: str) -> str:
     """``lr`` → ``recipe.lr`` when the bare name belongs to one section."""
-    if "." in key or key == "seed":
-        return key
-    owners = [sec for sec, names in _FIELDS.items() if key in names]
-    if len(owners) == 1:
-        return f"{owners[0]}.{key}"
-    if not owners:
-        raise ConfigError(f"unknown setting {key!r}; known: {', '.join(all_keys())}")
-    raise ConfigError(f"setting {key!r} is ambiguous: say one of " + ", ".join(f"{o}.{key}" for o in owners))
+    return resolve_bare_key(key, _FIELDS, _TOP, noun="setting", known="known")
 
 
 def _set_path(cfg: CifarConfig, key: str, value: Any) -> None:
     key = resolve_key(key)
     if key == "seed":
-        cfg.seed = _coerce(key, value, "int")
+        cfg.seed = coerce(key, value, "int", lenient=True)
         return
-    parts = key.split(".")
-    if len(parts) != 2 or parts[0] not in _SECTIONS:
-        raise ConfigError(f"unknown setting {key!r}; sections are {', '.join(_SECTIONS)}")
-    section, name = parts
-    if name not in _FIELDS[section]:
-        raise ConfigError(f"unknown setting {key!r}; {section} has: {', '.join(_FIELDS[section])}")
+    section, name = split_key(key, _FIELDS, noun="setting")
     obj = getattr(cfg, section)
-    ftype = str({f.name: f.type for f in dataclasses.fields(obj)}[name])
-    setattr(obj, name, _coerce(key, value, ftype))
-
-
-def _coerce(key: str, value: Any, ftype: str) -> Any:
-    """Convert a TOML / ``--set`` value to the field's type, or raise naming the field."""
-    try:
-        if ftype.startswith("tuple["):
-            inner = ftype[len("tuple[") :].split(",")[0].strip()
-            if isinstance(value, str):
-                value = [v.strip() for v in value.strip("[]()").split(",") if v.strip()]
-            elif not isinstance(value, (list, tuple)):
-                value = [value]
-            return tuple(_coerce(key, v, inner) for v in value)
-        if ftype.startswith("bool"):
-            if isinstance(value, str) and value.lower() in ("true", "false"):
-                return value.lower() == "true"
-            if isinstance(value, bool):
-                return value
-            raise ValueError
-        if ftype.startswith("int"):
-            if isinstance(value, str):
-                value = float(value)
-            if isinstance(value, bool) or (isinstance(value, float) and not value.is_integer()):
-                raise ValueError
-            return int(value)
-        if ftype.startswith("float"):
-            if isinstance(value, bool):
-                raise ValueError
-            return float(value)
-        if ftype.startswith("str"):
-            if isinstance(value, (int, float)) and not isinstance(value, bool):
-                return str(value)
-            if not isinstance(value, str):
-                raise ValueError
-            return value
-    except (TypeError, ValueError, ConfigError):
-        pass
-    else:
-        return value
-    kind = {"int": "an integer", "float": "a number", "bool": "true or false", "str": "a string"}
-    what = "a list" if ftype.startswith("tuple") else kind.get(ftype.split(" ")[0], "a value")
-    raise ConfigError(f"{key} = {value!r}: expected {what}")
-
-
-def _plain(obj: Any) -> Any:
-    if isinstance(obj, dict):
-        return {k: _plain(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_plain(v) for v in obj]
-    return obj
-
-
-def _int_at_least(name: str, value: Any, low: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise ConfigError(f"{name} = {value!r}: must be an integer")
-    if value < low:
-        raise ConfigError(f"{name} = {value}: must be at least {low}")
-
-
-def _in_range(name: str, value: Any, low: float, high: float, open_low: bool = False) -> None:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or math.isnan(value):
-        raise ConfigError(f"{name} = {value!r}: must be a number")
-    if (value <= low if open_low else value < low) or value > high:
-        lo = f"({low}" if open_low else f"[{low}"
-        hi = "∞)" if math.isinf(high) else f"{high}]"
-        raise ConfigError(f"{name} = {value}: must be in {lo}, {hi}")
-
-
-def _bool(name: str, value: Any) -> None:
-    if not isinstance(value, bool):
-        raise ConfigError(f"{name} = {value!r}: must be true or false")
-
-
-def _choice(name: str, value: Any, allowed: tuple[Any, ...]) -> None:
-    if isinstance(value, bool) or value not in allowed:
-        raise ConfigError(f"{name} = {value!r}: must be one of {', '.join(str(a) for a in allowed)}")
+    setattr(obj, name, coerce(key, value, field_type(obj, name), lenient=True))

@@ -24,7 +24,6 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
-import platform
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -36,6 +35,7 @@ import torch
 from torch import Tensor, nn
 
 from multiview import ensemble as ens
+from multiview import results, stages
 from multiview.cifar.config import STAGES, CifarConfig
 from multiview.cifar.data import CifarArrays, balanced_subset, load_cifar
 from multiview.cifar.nets import AverageNet, SplitNet, StagedNet, build_net, whitening_filters
@@ -88,18 +88,7 @@ class Reporter:
 
 def resolve_stages(requested: tuple[str, ...] | list[str]) -> list[str]:
     """The requested stages and their prerequisites, in protocol order."""
-    wanted: set[str] = set()
-
-    def add(name: str) -> None:
-        if name not in REQUIRES:
-            raise ValueError(f"unknown stage {name!r}; choose from {', '.join(STAGES)}")
-        wanted.add(name)
-        for dep in REQUIRES[name]:
-            add(dep)
-
-    for name in requested:
-        add(name)
-    return [s for s in STAGES if s in wanted]
+    return stages.resolve_stages(requested, REQUIRES, STAGES)
 
 
 @dataclass
@@ -238,13 +227,9 @@ def environment(cfg: CifarConfig, device: torch.device) -> dict[str, Any]:
         "device": str(device),
         "precision": "bfloat16 autocast" if use_bf16(cfg.recipe, device) else "float32",
         "channels_last": cfg.recipe.channels_last,
-        "torch": torch.__version__,
-        "python": platform.python_version(),
-        "platform": platform.platform(),
-        "threads": torch.get_num_threads(),
+        **results.host_environment(device),
     }
     if device.type == "cuda":
-        env["gpu"] = torch.cuda.get_device_name(device)
         env["cuda"] = torch.version.cuda
     return env
 

@@ -6,10 +6,10 @@ import math
 from typing import Any
 
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from multiview.cifar.protocol import Reporter
+from multiview.terminal import progress_display
 
 METHODS = (
     ("single", "single models"),
@@ -229,15 +229,7 @@ class RichReporter(Reporter):
 
     def __init__(self, console: Console) -> None:
         self.console = console
-        self.progress = Progress(
-            TextColumn("[bold]{task.description}"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TextColumn("{task.fields[info]}"),
-            TimeElapsedColumn(),
-            console=console,
-            transient=True,
-        )
+        self.progress = progress_display(console, transient=True)
         self.task: Any = None
         self.label = ""
 

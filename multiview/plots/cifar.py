@@ -9,7 +9,7 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from multiview.plots.overlap import draw_pairwise_overlap
-from multiview.plots.style import GREY, OKABE_ITO, get, mean, new_figure, num, require, style
+from multiview.plots.style import GREY, OKABE_ITO, get, headline, mean, new_figure, num, require, style
 
 METHODS = (
     ("single", "single models"),
@@ -63,7 +63,7 @@ def cifar_methods_figure(results: dict[str, Any]) -> Figure:
             acc = mean(get(results, f"{key}.test_accuracy", []))
             if not np.isnan(acc) and ens - single > 0:
                 story += f"; {name} keeps {(acc - single) / (ens - single):.0%} of it"
-        fig.suptitle(story, x=0.01, ha="left", fontweight="bold")
+        headline(fig, story)
     return fig
 
 
@@ -91,12 +91,10 @@ def cifar_ensemble_curve_figure(results: dict[str, Any]) -> Figure:
         ax.set_xticks(curve["K"] if len(curve["K"]) <= 12 else ax.get_xticks())
         ax.legend(frameon=False)
         acc = [num(a) for a in curve["accuracy"]]
-        fig.suptitle(
+        headline(
+            fig,
             f"{_dataset(results)}: accuracy rises from {100 * acc[0]:.1f}% (K = 1) to {100 * acc[-1]:.1f}% "
             f"(K = {curve['K'][-1]})",
-            x=0.01,
-            ha="left",
-            fontweight="bold",
         )
     return fig
 
@@ -128,13 +126,11 @@ def cifar_overlap_figure(results: dict[str, Any]) -> Figure:
             loc="left",
             fontsize=9,
         )
-        fig.suptitle(
+        headline(
+            fig,
             f"{_dataset(results)}: two single models' mistakes overlap with Jaccard "
             f"{num(ov.get('mean_jaccard')):.2f} "
             f"(independent errors: {num(ov.get('independent_jaccard')):.2f})",
-            x=0.01,
-            ha="left",
-            fontweight="bold",
         )
     return fig
 
@@ -175,10 +171,5 @@ def channel_split_figure(results: dict[str, Any]) -> Figure:
         )
         if orig:
             story += f" (all channels: {mean(orig) * 100:.1f}%)"
-        fig.suptitle(
-            story,
-            x=0.01,
-            ha="left",
-            fontweight="bold",
-        )
+        headline(fig, story)
     return fig

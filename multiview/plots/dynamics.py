@@ -19,6 +19,7 @@ from multiview.plots.style import (
     OKABE_ITO,
     VIEW_COLORS,
     get,
+    headline,
     lambda_label,
     new_figure,
     num,
@@ -126,12 +127,10 @@ def lambda_trajectories_figure(
             handles.append(Line2D([], [], color=GREY, ls=":", label=f"learned threshold {num(thr):.3g}"))
         fig.legend(handles=handles, loc="outside lower center", ncols=len(handles), frameon=False)
         one = num(views.get("exactly_one_fraction"))
-        fig.suptitle(
+        headline(
+            fig,
             "The winning view (solid) takes off, the loser (dashed) stalls: "
             f"exactly one view learned in {pct(one)} of (seed, class) pairs",
-            x=0.01,
-            ha="left",
-            fontweight="bold",
         )
     return fig
 
@@ -206,11 +205,9 @@ def initial_margin_figure(results: dict[str, Any]) -> Figure:
         ax_pts, ax_bins = fig.subplots(1, 2, width_ratios=[1.4, 1])
         draw_initial_margin(ax_pts, results)
         draw_agreement_by_ratio(ax_bins, results)
-        fig.suptitle(
+        headline(
+            fig,
             f"The view ahead at initialization is the one learned in {pct(agreement)} "
             "of classes with one view learned",
-            x=0.01,
-            ha="left",
-            fontweight="bold",
         )
     return fig

@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 from matplotlib.figure import Figure
 
-from multiview.plots.style import OKABE_ITO, mean, new_figure, num, require, style
+from multiview.plots.style import OKABE_ITO, headline, mean, new_figure, num, require, style
 
 GROUPS = (
     ("multi_view", "multi-view"),
@@ -64,12 +64,10 @@ def memorization_figure(results: dict[str, Any], log: bool = True) -> Figure:
             ax.set_yscale("log")
         ax.legend(frameon=False, loc="upper left")
         worst = ratios.get("single_dominant_unlearned", float("nan"))
-        fig.suptitle(
+        headline(
+            fig,
             "Single-view examples a model cannot explain by a learned view are memorized: "
             + (f"own noise ×{worst:.0f} fresh" if not np.isnan(worst) else "no such examples in this run"),
-            x=0.01,
-            ha="left",
-            fontweight="bold",
             fontsize=9,
         )
     return fig

@@ -19,6 +19,7 @@ from multiview.plots.style import (
     HEATMAP_CMAP,
     OKABE_ITO,
     get,
+    headline,
     new_figure,
     num,
     pct,
@@ -195,13 +196,11 @@ def coverage_figure(results: dict[str, Any]) -> Figure:
         ax_cov, ax_err = fig.subplots(1, 2)
         draw_coverage(ax_cov, ax_err, results)
         Kmax = int(c["K"][-1])
-        fig.suptitle(
+        headline(
+            fig,
             f"An ensemble of {Kmax} covers both views of {pct(num(c['covered'][-1]))} of classes; "
             f"its single-view error falls from {pct(num(c['single_view'][0]))} "
             f"to {pct(num(c['single_view'][-1]))}",
-            x=0.01,
-            ha="left",
-            fontweight="bold",
         )
     return fig
 
@@ -277,9 +276,7 @@ def students_figure(results: dict[str, Any]) -> Figure:
             ncols=4,
             frameon=False,
         )
-        fig.suptitle(
-            "Distilled students learn the views their teachers know", x=0.01, ha="left", fontweight="bold"
-        )
+        headline(fig, "Distilled students learn the views their teachers know")
     return fig
 
 
@@ -305,5 +302,5 @@ def overlap_summary_figure(results: dict[str, Any]) -> Figure:
             story += (
                 f"; the ensemble of {int(curve['K'][-1])} covers both in {pct(num(curve['covered'][-1]))}"
             )
-        fig.suptitle(story, x=0.01, ha="left", fontweight="bold")
+        headline(fig, story)
     return fig

@@ -75,6 +75,11 @@ def new_figure(width: float, height: float, **kwargs: Any) -> Figure:
     return Figure(figsize=(width, height), layout="constrained", **kwargs)
 
 
+def headline(fig: Figure, text: str, **kwargs: Any) -> None:
+    """The figure's story as its title: bold, flush left (``kwargs`` go to ``suptitle``)."""
+    fig.suptitle(text, x=0.01, ha="left", fontweight="bold", **kwargs)
+
+
 def view_label(i: int | str = "i", view: int | str = "ℓ") -> str:
     """The paper's name of view ``view`` (0 or 1 here, 1 or 2 in the paper) of class ``i``."""
     ell = view + 1 if isinstance(view, int) else view

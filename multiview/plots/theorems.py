@@ -12,7 +12,18 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 
-from multiview.plots.style import OKABE_ITO, VERDICT_COLORS, get, mean, mu_of, new_figure, num, require, style
+from multiview.plots.style import (
+    OKABE_ITO,
+    VERDICT_COLORS,
+    get,
+    headline,
+    mean,
+    mu_of,
+    new_figure,
+    num,
+    require,
+    style,
+)
 
 NAMES = {
     "single_model": "single model (Thm 1)",
@@ -74,6 +85,21 @@ def _ci(b: dict[str, Any], key: str, mu: float) -> tuple[float, float] | None:
     return max(0.0, num(ci[0]) / mu), num(ci[1]) / mu
 
 
+def _verdict_marker(ax: Axes, x: float, y: float, passed: bool | None, **kwargs: Any) -> None:
+    """The measured value at (x, y), in its verdict's marker and color (``kwargs`` go to scatter)."""
+    ax.scatter(
+        [x],
+        [y],
+        s=46,
+        marker=MARKERS[passed],
+        color=VERDICT_COLORS[passed],
+        edgecolor="k",
+        lw=0.6,
+        zorder=3,
+        **kwargs,
+    )
+
+
 def draw_errors(ax: Axes, entries: list[dict[str, Any]], mu: float) -> None:
     """One row per check: the allowed region (shaded), the measured err/μ and its CIs."""
     n = len(entries)
@@ -93,18 +119,7 @@ def draw_errors(ax: Axes, entries: list[dict[str, Any]], mu: float) -> None:
             ax.plot(binom, [y, y], color="k", lw=1.0, solid_capstyle="butt")
         if seeds:
             ax.plot(seeds, [y, y], color="k", lw=3.5, alpha=0.45, solid_capstyle="butt")
-        passed = b.get("passed")
-        ax.scatter(
-            [values[row]],
-            [y],
-            s=46,
-            marker=MARKERS[passed],
-            color=VERDICT_COLORS[passed],
-            edgecolor="k",
-            lw=0.6,
-            zorder=3,
-            gid="measured",
-        )
+        _verdict_marker(ax, values[row], y, b.get("passed"), gid="measured")
         ax.annotate(
             _bound_text(b, mu),
             (1.0, y),
@@ -133,20 +148,10 @@ def draw_mechanisms(ax: Axes, entries: list[dict[str, Any]]) -> None:
         lo = num(b["bound"].get("low", 0.0))
         ax.fill_betweenx([y - 0.38, y + 0.38], lo, 1.0, color=ALLOWED, alpha=0.22, lw=0)
         ax.plot([lo, lo], [y - 0.38, y + 0.38], color=ALLOWED, lw=1.5)
-        passed = b.get("passed")
         v = num(b["measured"])
         if not math.isnan(v):
             ax.barh(y, v, height=0.3, color="#BBBBBB")
-            ax.scatter(
-                [v],
-                [y],
-                s=46,
-                marker=MARKERS[passed],
-                color=VERDICT_COLORS[passed],
-                edgecolor="k",
-                lw=0.6,
-                zorder=3,
-            )
+            _verdict_marker(ax, v, y, b.get("passed"))
     ax.set_yticks(range(n), [NAMES.get(b["name"], b["name"]) for b in reversed(entries)])
     ax.set_ylim(-0.6, n - 0.4)
     ax.set_xlim(0, 1.02)
@@ -192,7 +197,7 @@ def theorems_figure(results: dict[str, Any]) -> Figure:
             for v in (True, False, None)
         ]
         fig.legend(handles=handles, loc="outside lower center", ncols=6, frameon=False)
-        fig.suptitle(f"{n_pass} of {len(judged)} theorem checks pass", x=0.01, ha="left", fontweight="bold")
+        headline(fig, f"{n_pass} of {len(judged)} theorem checks pass")
     return fig
 
 
@@ -251,5 +256,5 @@ def fixed_features_figure(results: dict[str, Any]) -> Figure:
         story = "Share of the ensemble's gain that KD keeps: " + (
             ", ".join(kept) if kept else "no ensemble gain"
         )
-        fig.suptitle(story, x=0.01, ha="left", fontweight="bold")
+        headline(fig, story)
     return fig

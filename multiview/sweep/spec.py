@@ -54,6 +54,7 @@ from typing import Any
 
 from multiview import config as config_mod
 from multiview.config import ConfigError, SimConfig
+from multiview.validation import boolean
 
 RANGE_KEYS = ("start", "stop", "num", "step", "log")
 MODES = ("grid", "random")
@@ -368,8 +369,7 @@ def _parameter(where: str, key: str, raw: Any, integer: bool, mode: str) -> Para
             raise SpecError(f"{where}.{name} = {raw[name]!r}: must be a number")
     start, stop = float(raw["start"]), float(raw["stop"])
     log = raw.get("log", False)
-    if not isinstance(log, bool):
-        raise SpecError(f"{where}.log = {log!r}: must be true or false")
+    boolean(f"{where}.log", log, SpecError)
     if log and (start <= 0 or stop <= 0):
         raise SpecError(f"{where}: log = true needs start > 0 and stop > 0")
     if "num" in raw and "step" in raw:
@@ -537,8 +537,7 @@ def _integer(table: dict[str, Any], key: str, where: str, default: int, low: int
 
 def _boolean(table: dict[str, Any], key: str, where: str, default: bool) -> bool:
     value = table.get(key, default)
-    if not isinstance(value, bool):
-        raise SpecError(f"{where}.{key} = {value!r}: must be true or false")
+    boolean(f"{where}.{key}", value, SpecError)
     return value
 
 
