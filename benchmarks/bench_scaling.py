@@ -14,6 +14,10 @@ from typing import Any
 
 POINT = r"""
 import json, resource, sys, time, dataclasses
+try:  # reset the peak-RSS counter inherited from the parent at fork (Linux)
+    open("/proc/self/clear_refs", "w").write("5")
+except OSError:
+    pass
 import torch
 from multiview.config import get_preset
 from multiview.data import MultiViewDistribution
@@ -41,7 +45,11 @@ dt = (time.perf_counter() - t) / (steps + 1)
 if device.type == "cuda":
     mem = torch.cuda.max_memory_allocated() / 2**20
 else:
-    mem = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    try:
+        hwm = [l for l in open("/proc/self/status") if l.startswith("VmHWM")][0]
+        mem = int(hwm.split()[1]) / 1024
+    except (OSError, IndexError):
+        mem = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 print(json.dumps({"step_seconds": dt, "peak_memory_mb": mem}))
 """
 

@@ -311,7 +311,7 @@ class SimConfig:
     probes: ProbeConfig = field(default_factory=ProbeConfig)
     protocol: ProtocolConfig = field(default_factory=ProtocolConfig)
     seed: int = 0
-    n_seeds: int = 5
+    n_seeds: int = 8
 
     def validate(self) -> SimConfig:
         self.data.validate()
