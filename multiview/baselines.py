@@ -7,6 +7,10 @@ Both keep the paper's architecture but take feature learning away:
   unit RMS on the training set, a fixed linear change of coordinates).
 * :class:`LinearizedCNN` is the CNN's first-order Taylor expansion at its initialization W_0,
   F(X; W_0 + Δ) ≈ F(X; W_0) + ⟨∇_W F(X; W_0), Δ⟩, trained in Δ (the neural tangent model).
+  Its tangent features are standardized to unit RMS on the training set, as the random features
+  are: Δ = c·Δ′ with one scalar c per replica, a fixed linear change of coordinates that leaves
+  the model class unchanged. Without it the tangent features at the paper's small σ_0 are of
+  order (σ_0/ϱ)^(q−1) ≈ 1e-10 and no step rule moves the logits off zero in a step budget.
 
 Both follow the learner interface of :mod:`multiview.train` with a leading replica axis R.
 """
@@ -62,27 +66,50 @@ class RandomFeatures:
 
 
 class LinearizedCNN:
-    """The CNN linearized at W_0 (R, k, m, D); trained parameters Δ (R, k, m, D), starting at 0.
+    """The CNN linearized at W_0 (R, k, m, D), trained in Δ′ (R, k, m, D), starting at 0:
 
-    F_i(X) = F_i(X; W_0) + Σ_r Σ_p ReLU~′(⟨w⁰_{i,r}, x_p⟩)·⟨Δ_{i,r}, x_p⟩.
+    F_i(X) = F_i(X; W_0) + c·Σ_r Σ_p ReLU~′(⟨w⁰_{i,r}, x_p⟩)·⟨Δ′_{i,r}, x_p⟩,
+
+    i.e. the first-order expansion at W_0 + Δ with Δ = c·Δ′; ``scale`` holds c (R,), one per
+    replica (:func:`tangent_scale`; 1 when not given). :meth:`fix_inputs` keeps the terms at W_0
+    for one set of inputs (the training set), which do not change as Δ′ trains.
     """
 
-    def __init__(self, w0: Tensor, q: int, varrho: float, init_std: float, init_key: int) -> None:
+    def __init__(
+        self, w0: Tensor, q: int, varrho: float, init_std: float, init_key: int, scale: Tensor | None = None
+    ) -> None:
         self.w0 = w0
         self.delta = torch.zeros_like(w0)
         self.q = q
         self.varrho = varrho
         self.init_std = init_std
         self.init_key = init_key
+        ones = torch.ones(w0.shape[0], device=w0.device, dtype=w0.dtype)
+        self.scale = ones if scale is None else scale.to(w0)
+        self._fixed: tuple[Inputs, Tensor, Tensor] | None = None
 
     @property
     def params(self) -> Tensor:
         return self.delta
 
-    def forward(self, inputs: Inputs) -> tuple[Tensor, Tensor]:
+    def _at_init(self, inputs: Inputs) -> tuple[Tensor, Tensor]:
+        """ReLU~(⟨w⁰, x_p⟩) and c·ReLU~′(⟨w⁰, x_p⟩), each (R·k·m, n·P), freshly allocated."""
+        if self._fixed is not None and self._fixed[0] is inputs:
+            return self._fixed[1].clone(), self._fixed[2].clone()
         R, k, m, D = self.w0.shape
         pre0 = inputs.preactivations(self.w0.reshape(-1, D), self.init_std, self.init_key)
         act0, grad0 = act_and_grad(pre0, self.q, self.varrho)
+        return act0, grad0.view(R, -1).mul_(self.scale[:, None]).view(R * k * m, -1)
+
+    def fix_inputs(self, inputs: Inputs) -> None:
+        """Keep the terms at W_0 for ``inputs``; later forward passes on this same object reuse
+        them (two products a step instead of three)."""
+        self._fixed = None
+        self._fixed = (inputs, *self._at_init(inputs))
+
+    def forward(self, inputs: Inputs) -> tuple[Tensor, Tensor]:
+        D = self.w0.shape[-1]
+        act0, grad0 = self._at_init(inputs)
         lin = act0.addcmul_(grad0, inputs.preactivations(self.delta.reshape(-1, D), 0.0))
         return sum_units(lin, len(inputs), inputs.n_patches, tuple(self.w0.shape)), grad0
 
@@ -91,3 +118,43 @@ class LinearizedCNN:
 
     def scratch_bytes_per_example(self, inputs: Inputs) -> int:
         return patch_scratch_bytes(inputs, self.w0, 5)
+
+
+def tangent_scale(
+    inputs: Inputs,
+    w0: Tensor,
+    q: int,
+    varrho: float,
+    init_std: float,
+    init_key: int,
+    probe_seeds: list[int],
+    probes: int = 4,
+    chunk: int = 256,
+) -> Tensor:
+    """c (R,) = 1 / RMS over training examples and units of the tangent-feature norm ‖t_{u,x}‖,
+    t_{u,x} = Σ_p ReLU~′(⟨w⁰_u, x_p⟩)·x_p, for each replica of w0 (R, k, m, D).
+
+    ‖t‖² is estimated without forming t (D may be 2k + N·P) by E_v[⟨t, v⟩²] = ‖t‖² over
+    ``probes`` Gaussian directions v ~ N(0, I_D) per unit; replica r draws its own from
+    ``probe_seeds[r]``, so its scale does not depend on the other replicas in the batch.
+    """
+    R, k, m, D = w0.shape
+    U = R * k * m
+    V = torch.stack(
+        [
+            torch.randn(probes, k * m, D, generator=torch.Generator().manual_seed(seed), dtype=torch.float64)
+            for seed in probe_seeds
+        ],
+        dim=1,
+    ).to(w0)  # (probes, R, k·m, D)
+    total = torch.zeros(R, dtype=torch.float64, device=w0.device)
+    for s in range(0, len(inputs), chunk):
+        part = inputs[s : s + chunk]
+        n, P = len(part), part.n_patches
+        _, g = act_and_grad(part.preactivations(w0.reshape(U, D), init_std, init_key), q, varrho)
+        for v in V:
+            proj = part.preactivations(v.reshape(U, D))  # (U, n·P): ⟨v_u, x_p⟩
+            t_dot_v = (g * proj).view(R, k * m, n, P).sum(-1)
+            total += t_dot_v.double().pow(2).sum((1, 2))
+    mean_sq = total / (probes * k * m * len(inputs))
+    return mean_sq.clamp_min(1e-300).rsqrt().to(w0.dtype)

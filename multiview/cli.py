@@ -6,11 +6,10 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
 
 from multiview import config as config_mod
 from multiview.config import ConfigError, SimConfig
-from multiview.terminal import resolve_device
+from multiview.terminal import make_console, resolve_device
 
 app = typer.Typer(
     help=(
@@ -21,7 +20,7 @@ app = typer.Typer(
     no_args_is_help=True,
     rich_markup_mode="rich",
 )
-console = Console()
+console = make_console()
 
 
 def build_config(

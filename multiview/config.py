@@ -259,7 +259,8 @@ class ProtocolConfig:
     paper's Θ̃(1) rescaling of G). Students train for ``kd_steps`` (0 = ``train.max_steps``).
     Baselines: ``rf_sigma_0`` is the init std of the random-feature / NTK networks (0 = the
     model's σ_0); ``rf_width`` the number of random features of one random-feature model;
-    ``baseline_steps`` their step budget (0 = ``train.max_steps``).
+    ``baseline_steps`` their step budget (0 = ``train.max_steps``); ``baseline_delta`` the δ of
+    their normalized steps (0 = ``train.delta``; unused with ``train.step = "constant"``).
     """
 
     stages: tuple[str, ...] = STAGES
@@ -275,6 +276,7 @@ class ProtocolConfig:
     rf_sigma_0: float = 0.0
     rf_width: int = 128
     baseline_steps: int = 1000
+    baseline_delta: float = 0.5
 
     def validate(self) -> None:
         choices("protocol.stages", self.stages, STAGES)
@@ -290,6 +292,7 @@ class ProtocolConfig:
         in_range("protocol.rf_sigma_0", self.rf_sigma_0, 0.0, math.inf)
         int_at_least("protocol.rf_width", self.rf_width, 1)
         int_at_least("protocol.baseline_steps", self.baseline_steps, 0)
+        in_range("protocol.baseline_delta", self.baseline_delta, 0.0, math.inf)
 
     def tau(self, k: int) -> float:
         """τ of Theorem 3: the configured value or 1/ln²(k)."""

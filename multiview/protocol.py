@@ -30,8 +30,8 @@ import torch
 from torch import Tensor
 
 from multiview import bounds, ensemble, precision, results, stages
-from multiview.baselines import LinearizedCNN, RandomFeatures, random_feature_map
-from multiview.config import STAGES, SimConfig
+from multiview.baselines import LinearizedCNN, RandomFeatures, random_feature_map, tangent_scale
+from multiview.config import STAGES, SimConfig, TrainConfig
 from multiview.data import Batch, MultiViewDistribution
 from multiview.evaluate import batched_logits, error_rates, explain_single_view
 from multiview.losses import LabelObjective, PracticalKDObjective, TheoryKDObjective
@@ -183,8 +183,9 @@ STAGE_PROTOCOL_KEYS: dict[str, tuple[str, ...]] = {
         "rf_sigma_0",
         "rf_width",
         "baseline_steps",
+        "baseline_delta",
     ),
-    "ntk": ("ensemble_combine", "training_average_K", *_KD, "rf_sigma_0", "baseline_steps"),
+    "ntk": ("ensemble_combine", "training_average_K", *_KD, "rf_sigma_0", "baseline_steps", "baseline_delta"),
 }
 
 
@@ -265,9 +266,9 @@ def _train(
     steps: int,
     threshold: float | None = None,
     probe=None,
-    step_rule: str | None = None,
+    tcfg: TrainConfig | None = None,
 ) -> TrainResult:
-    tcfg = run.cfg.train if step_rule is None else dataclasses.replace(run.cfg.train, step=step_rule)
+    tcfg = run.cfg.train if tcfg is None else tcfg
     run.reporter.stage_started(name, steps)
     return train(
         learner,
@@ -594,9 +595,15 @@ def stage_ensemble_of_kd(run: Run) -> tuple[dict[str, Any], dict[str, Any]]:
 # --- fixed-feature baselines -----------------------------------------------------------------
 
 
-def _baseline_step_rule(run: Run) -> str | None:
-    # A readout (or Δ) that starts at zero has no scale for the "relative" rule to follow.
-    return "normalized" if run.cfg.train.step == "relative" else None
+def _baseline_train_config(run: Run) -> TrainConfig:
+    """How the fixed-feature models train. Their parameters (readout, Δ′) start at zero, so the
+    "relative" rule has no scale to follow: they take normalized steps of δ =
+    ``protocol.baseline_delta`` (0 = ``train.delta``) in their standardized coordinates, where
+    each problem is convex. A "constant" rule is kept as configured."""
+    t = run.cfg.train
+    if t.step == "constant":
+        return t
+    return dataclasses.replace(t, step="normalized", delta=run.cfg.protocol.baseline_delta or t.delta)
 
 
 def _fixed_feature_protocol(
@@ -612,12 +619,12 @@ def _fixed_feature_protocol(
     cfg, p = run.cfg, run.cfg.protocol
     S = cfg.n_seeds
     steps = p.baseline_steps or cfg.train.max_steps
-    rule = _baseline_step_rule(run)
+    tcfg = _baseline_train_config(run)
     y = run.train.y
     out: dict[str, Any] = {}
 
     learner, Xtr, Xte = make(f"{name}", S)
-    res = _train(run, f"{name}:single", learner, Xtr, LabelObjective(y), S, steps, step_rule=rule)
+    res = _train(run, f"{name}:single", learner, Xtr, LabelObjective(y), S, steps, tcfg=tcfg)
     test_single = batched_logits(learner, Xte, _chunk(run, learner, Xte))
     train_single = batched_logits(learner, Xtr, _chunk(run, learner, Xtr))
     out["single"] = {"test_error": _errors_json(error_rates(test_single, run.test)), **_training_json(res)}
@@ -629,9 +636,7 @@ def _fixed_feature_protocol(
     n_models = max(1, S // K)
     learner, Xtr_avg, Xte_avg = make(f"{name}", n_models * K)
     objective = LabelObjective(y, group_size=K)
-    res = _train(
-        run, f"{name}:training_average", learner, Xtr_avg, objective, n_models, steps, step_rule=rule
-    )
+    res = _train(run, f"{name}:training_average", learner, Xtr_avg, objective, n_models, steps, tcfg=tcfg)
     avg = objective.combine(batched_logits(learner, Xte_avg, _chunk(run, learner, Xte_avg)))
     out["training_average"] = {
         "test_error": _errors_json(error_rates(avg, run.test)),
@@ -650,7 +655,7 @@ def _fixed_feature_protocol(
         S,
         p.kd_steps or steps,
         _kd_threshold(run),
-        step_rule=rule,
+        tcfg=tcfg,
     )
     kd = batched_logits(learner, Xte_s, _chunk(run, learner, Xte_s))
     out["kd"] = {"test_error": _errors_json(error_rates(kd, run.test)), **_training_json(res)}
@@ -695,11 +700,15 @@ def stage_ntk(run: Run) -> tuple[dict[str, Any], dict[str, Any]]:
         W0 = init_weights(
             cfg.seed, stream, list(range(count)), cfg.data.k, m.m, D, sigma, run.device, run.dtype
         )
-        return (
-            LinearizedCNN(W0, m.q, m.varrho, sigma, derive_seed(cfg.seed, stream)),
-            run.train_inputs,
-            run.test_inputs,
-        )
+        key = derive_seed(cfg.seed, stream)
+        train_inputs = run.train_inputs
+        chunk = _chunk(run, TwoLayerCNN(W0, m.q, m.varrho), train_inputs)
+        probe_seeds = [derive_seed(cfg.seed, f"{stream}-tangent-probe", i) for i in range(count)]
+        scale = tangent_scale(train_inputs, W0, m.q, m.varrho, sigma, key, probe_seeds, chunk=chunk)
+        learner = LinearizedCNN(W0, m.q, m.varrho, sigma, key, scale)
+        if chunk >= len(train_inputs):  # full-batch steps pass this very object every step
+            learner.fix_inputs(train_inputs)
+        return learner, train_inputs, run.test_inputs
 
     part, tensors = _fixed_feature_protocol(run, "ntk", make)
     part.update({"sigma_0": sigma})

@@ -1,11 +1,12 @@
-"""Pieces shared by the command lines (``multiview simulate``, ``multiview cifar``): the
-``--device`` option and the progress display.
+"""Pieces shared by the command lines (``multiview simulate``, ``multiview cifar``, ``multiview
+sweep``, ``multiview plot``): the console, the ``--device`` option and the progress display.
 
 torch and rich's progress module are imported on use, so importing this module stays cheap.
 """
 
 from __future__ import annotations
 
+import os
 from typing import TYPE_CHECKING
 
 import typer
@@ -14,6 +15,21 @@ if TYPE_CHECKING:
     import torch
     from rich.console import Console
     from rich.progress import Progress
+
+
+PIPED_WIDTH = 140
+"""Columns of the tables when the output is not a terminal (a log file, a pipe) and ``COLUMNS``
+is unset: wide enough that the result tables do not wrap."""
+
+
+def make_console() -> Console:
+    """A rich console; output to a file or a pipe gets ``PIPED_WIDTH`` columns, not rich's 80."""
+    from rich.console import Console
+
+    console = Console()
+    if not console.is_terminal and "COLUMNS" not in os.environ:
+        console = Console(width=PIPED_WIDTH)
+    return console
 
 
 def resolve_device(device: str) -> torch.device:

@@ -344,12 +344,18 @@ def test_theorems_figure_with_single_stage_only(results):
 def test_fixed_features_figure(results):
     fig = fixed_features_figure(results)
     (ax,) = fig.axes
-    assert [t.get_text() for t in ax.get_xticklabels()] == ["feature learning (CNN)", "random features"]
+    ticks = [t.get_text().split("\n") for t in ax.get_xticklabels()]
+    assert [t[0] for t in ticks] == ["feature learning (CNN)", "random features"]
     assert ax.get_ylabel() == "test error / μ"
     single = ax.containers[0]
     mu = results["config"]["data"]["mu"]
     assert single[0].get_height() == pytest.approx(np.mean(results["single"]["test_error"]["all"]) / mu)
-    assert "KD keeps" in fig.get_suptitle() and "(random features)" in fig.get_suptitle()
+    err = {
+        k: np.mean(results["random_features"][k]["test_error"]["all"]) for k in ("single", "ensemble", "kd")
+    }
+    kd_share = (err["single"] - err["kd"]) / (err["single"] - err["ensemble"])
+    assert ticks[1][1].startswith("kept: average ") and ticks[1][1].endswith(f"KD {kd_share:.0%}")
+    assert "ensemble's gain" in fig.get_suptitle()
 
 
 def test_fixed_features_figure_needs_a_fixed_feature_stage(results):

@@ -103,9 +103,9 @@ def cifar(
 
       multiview cifar --dataset cifar100 --data ~/data/cifar-100-python --arch wrn-28-10 --recipe paper
     """
-    from rich.console import Console
+    from multiview.terminal import make_console
 
-    console = Console()
+    console = make_console()
     flags: dict[str, object] = {
         "data.dataset": dataset,
         "data.path": str(data) if data is not None else None,

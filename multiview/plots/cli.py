@@ -11,14 +11,15 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
+
+from multiview.terminal import make_console
 
 try:  # the sweep's plot group (``multiview plot phase``), when the sweep package is installed
     from multiview.sweep.cli import plot_app
 except ImportError:  # pragma: no cover - depends on which parts of the tree are present
     plot_app = typer.Typer(help="Figures of a run's results.json (PNG and PDF).", no_args_is_help=True)
 
-console = Console()
+console = make_console()
 
 RunArg = Annotated[
     Path, typer.Argument(help="A run folder (from multiview simulate --out) or its results.json.")

@@ -223,12 +223,16 @@ def fixed_features_figure(results: dict[str, Any]) -> Figure:
         require(results, "random_features.single.test_error", "the learned-against-fixed-features figure")
     fams = [(p, lab) for p, lab in FAMILIES if get(results, f"{p}single.test_error.all") is not None]
     methods = [(k, lab) for k, lab in METHODS if any(get(results, f"{p}{k}.test_error.all") for p, _ in fams)]
-    kept = []
+    ticks = []
     for prefix, label in fams:
-        err = {k: mean(get(results, f"{prefix}{k}.test_error.all", [])) for k in ("single", "ensemble", "kd")}
+        err = {k: mean(get(results, f"{prefix}{k}.test_error.all", [])) for k, _ in METHODS}
         gain = err["single"] - err["ensemble"]
-        if gain > 0 and not math.isnan(err["kd"]):
-            kept.append(f"{(err['single'] - err['kd']) / gain:.0%} ({label})")
+        shares = [
+            f"{name} {(err['single'] - err[k]) / gain:.0%}"
+            for k, name in (("training_average", "average"), ("kd", "KD"))
+            if gain > 0 and not math.isnan(err[k])
+        ]
+        ticks.append(label + ("\nkept: " + ", ".join(shares) if shares else ""))
     with style():
         fig = new_figure(7.5, 3.4)
         ax = fig.add_subplot()
@@ -248,13 +252,10 @@ def fixed_features_figure(results: dict[str, Any]) -> Figure:
                     xs.append(f + (j - (len(methods) - 1) / 2) * width)
                     ys.append(mean(e) / mu)
             ax.bar(xs, ys, width=width * 0.95, color=colors[key], label=label, edgecolor="k", linewidth=0.5)
-        ax.set_xticks(np.arange(len(fams)), [lab for _, lab in fams])
+        ax.set_xticks(np.arange(len(fams)), ticks)
         ax.set_ylabel("test error / μ")
         ax.set_xlabel("learner")
         ax.legend(frameon=False, ncols=len(methods), loc="upper left")
         ax.margins(y=0.2)
-        story = "Share of the ensemble's gain that KD keeps: " + (
-            ", ".join(kept) if kept else "no ensemble gain"
-        )
-        headline(fig, story)
+        headline(fig, "How much of the ensemble's gain training the average and KD keep")
     return fig

@@ -11,14 +11,15 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.console import Console
+
+from multiview.terminal import make_console
 
 if TYPE_CHECKING:
     from multiview.sweep.plan import Plan, SweepReport
     from multiview.sweep.spec import SweepSpec
     from multiview.sweep.store import SweepStore
 
-console = Console()
+console = make_console()
 
 plot_app = typer.Typer(
     help="Figures: phase diagrams of a sweep, and figures of a run's results.json (PNG and PDF).",
