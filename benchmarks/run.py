@@ -13,7 +13,6 @@ import time
 from pathlib import Path
 
 import torch
-from rich.console import Console
 from rich.table import Table
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -23,6 +22,7 @@ from benchmarks.bench_protocol import full_protocol  # noqa: E402
 from benchmarks.bench_scaling import scaling  # noqa: E402
 from benchmarks.bench_training import batched_vs_loop, step_vs_gemm_peak  # noqa: E402
 from benchmarks.common import machine, write_report  # noqa: E402
+from multiview.terminal import make_console  # noqa: E402
 
 
 def main() -> int:
@@ -37,7 +37,7 @@ def main() -> int:
     args = ap.parse_args()
     device = torch.device(args.device)
     skip = set(filter(None, args.skip.split(",")))
-    console = Console()
+    console = make_console()
     report = {"machine": machine(device), "started": time.strftime("%Y-%m-%d %H:%M:%S")}
     if "batching" not in skip:
         report["batched_vs_loop"] = batched_vs_loop(device)

@@ -51,7 +51,7 @@ from multiview.probes import (
 )
 from multiview.results import SCHEMA_VERSION, atomic_write_text, load_tensors, save_tensors, write_json
 from multiview.seeding import derive_seed
-from multiview.train import TrainResult, chunk_size, train
+from multiview.train import TrainResult, chunk_size, evaluation_chunk, train
 
 REQUIRES = {
     "single": (),
@@ -302,6 +302,10 @@ def _chunk(run: Run, learner, inputs) -> int:
     return chunk_size(learner, inputs, run.cfg.train)
 
 
+def _eval_chunk(run: Run, learner, inputs) -> int:
+    return evaluation_chunk(learner, inputs, run.cfg.train)
+
+
 def _learned(run: Run, weights: Tensor) -> tuple[Tensor, Tensor, Tensor]:
     """(Λ, Φ, learned) for weights (R, k, m, D)."""
     corr = view_correlations(weights, run.dist)
@@ -323,7 +327,7 @@ def _view_summary(learned: Tensor) -> dict[str, Any]:
 def _evaluate(run: Run, learner, logits_override: Tensor | None = None) -> tuple[Tensor, dict[str, Tensor]]:
     inputs = run.test_inputs
     logits = (
-        batched_logits(learner, inputs, _chunk(run, learner, inputs))
+        batched_logits(learner, inputs, _eval_chunk(run, learner, inputs))
         if logits_override is None
         else logits_override
     )
@@ -353,7 +357,7 @@ def stage_single(run: Run) -> tuple[dict[str, Any], dict[str, Any]]:
     )
     LT, PT, learned = _learned(run, net.weights)
     test_logits, errs = _evaluate(run, net)
-    train_logits = batched_logits(net, Xtr, _chunk(run, net, Xtr))
+    train_logits = batched_logits(net, Xtr, _eval_chunk(run, net, Xtr))
     winner, in_M = lottery(L0, cfg.probes.margin(cfg.model.m))
     overlap = pairwise_overlap(learned)
     n_mem = cfg.probes.memorization_examples or cfg.data.n_train
@@ -462,7 +466,7 @@ def stage_training_average(run: Run) -> tuple[dict[str, Any], dict[str, Any]]:
     net = _new_cnn(run, "training_average", G * K)
     objective = LabelObjective(run.train.y, group_size=K)
     res = _train(run, "training_average", net, run.train_inputs, objective, G, cfg.train.max_steps)
-    sub_logits = batched_logits(net, run.test_inputs, _chunk(run, net, run.test_inputs))
+    sub_logits = batched_logits(net, run.test_inputs, _eval_chunk(run, net, run.test_inputs))
     logits = objective.combine(sub_logits)
     errs = error_rates(logits, run.test)
     _, _, learned = _learned(run, net.weights)
@@ -625,8 +629,8 @@ def _fixed_feature_protocol(
 
     learner, Xtr, Xte = make(f"{name}", S)
     res = _train(run, f"{name}:single", learner, Xtr, LabelObjective(y), S, steps, tcfg=tcfg)
-    test_single = batched_logits(learner, Xte, _chunk(run, learner, Xte))
-    train_single = batched_logits(learner, Xtr, _chunk(run, learner, Xtr))
+    test_single = batched_logits(learner, Xte, _eval_chunk(run, learner, Xte))
+    train_single = batched_logits(learner, Xtr, _eval_chunk(run, learner, Xtr))
     out["single"] = {"test_error": _errors_json(error_rates(test_single, run.test)), **_training_json(res)}
 
     G = ensemble.combine(test_single, p.ensemble_combine)[None]
@@ -637,7 +641,7 @@ def _fixed_feature_protocol(
     learner, Xtr_avg, Xte_avg = make(f"{name}", n_models * K)
     objective = LabelObjective(y, group_size=K)
     res = _train(run, f"{name}:training_average", learner, Xtr_avg, objective, n_models, steps, tcfg=tcfg)
-    avg = objective.combine(batched_logits(learner, Xte_avg, _chunk(run, learner, Xte_avg)))
+    avg = objective.combine(batched_logits(learner, Xte_avg, _eval_chunk(run, learner, Xte_avg)))
     out["training_average"] = {
         "test_error": _errors_json(error_rates(avg, run.test)),
         "K": K,
@@ -657,7 +661,7 @@ def _fixed_feature_protocol(
         _kd_threshold(run),
         tcfg=tcfg,
     )
-    kd = batched_logits(learner, Xte_s, _chunk(run, learner, Xte_s))
+    kd = batched_logits(learner, Xte_s, _eval_chunk(run, learner, Xte_s))
     out["kd"] = {"test_error": _errors_json(error_rates(kd, run.test)), **_training_json(res)}
     return out, {"single_test_logits": test_single, "kd_test_logits": kd}
 
@@ -678,7 +682,7 @@ def stage_random_features(run: Run) -> tuple[dict[str, Any], dict[str, Any]]:
         if (stream, count) not in features:  # the training average reuses the singles' features
             W = init_weights(cfg.seed, stream, list(range(count)), 1, width, D, sigma, run.device, run.dtype)
             key = derive_seed(cfg.seed, stream)
-            chunk = _chunk(run, TwoLayerCNN(W, m.q, m.varrho), run.test_inputs)
+            chunk = _eval_chunk(run, TwoLayerCNN(W, m.q, m.varrho), run.test_inputs)
             phi_tr = random_feature_map(run.train_inputs, W[:, 0], m.q, m.varrho, sigma, key, chunk)
             phi_te = random_feature_map(run.test_inputs, W[:, 0], m.q, m.varrho, sigma, key, chunk)
             scale = phi_tr.pow(2).mean(0, keepdim=True).sqrt().clamp_min(1e-30)
@@ -702,11 +706,12 @@ def stage_ntk(run: Run) -> tuple[dict[str, Any], dict[str, Any]]:
         )
         key = derive_seed(cfg.seed, stream)
         train_inputs = run.train_inputs
-        chunk = _chunk(run, TwoLayerCNN(W0, m.q, m.varrho), train_inputs)
+        cnn = TwoLayerCNN(W0, m.q, m.varrho)
         probe_seeds = [derive_seed(cfg.seed, f"{stream}-tangent-probe", i) for i in range(count)]
-        scale = tangent_scale(train_inputs, W0, m.q, m.varrho, sigma, key, probe_seeds, chunk=chunk)
+        eval_chunk = _eval_chunk(run, cnn, train_inputs)
+        scale = tangent_scale(train_inputs, W0, m.q, m.varrho, sigma, key, probe_seeds, chunk=eval_chunk)
         learner = LinearizedCNN(W0, m.q, m.varrho, sigma, key, scale)
-        if chunk >= len(train_inputs):  # full-batch steps pass this very object every step
+        if _chunk(run, cnn, train_inputs) >= len(train_inputs):  # full-batch steps pass this object
             learner.fix_inputs(train_inputs)
         return learner, train_inputs, run.test_inputs
 

@@ -79,6 +79,21 @@ def chunk_size(learner: Learner, X: Any, cfg: TrainConfig) -> int:
     return max(1, min(n, cfg.memory_budget_mb * 2**20 // per_example))
 
 
+EVAL_SCRATCH_BYTES = 12 * 2**20
+"""Scratch memory per forward pass when only logits are needed, on a CPU: chunks this small keep
+the element-wise passes over the pre-activations in cache, 3–6× faster than one pass over a large
+test set (``benchmarks/``)."""
+
+
+def evaluation_chunk(learner: Learner, X: Any, cfg: TrainConfig) -> int:
+    """Examples per forward pass for evaluation (logits only): :func:`chunk_size`, and on a CPU
+    at most what fits ``EVAL_SCRATCH_BYTES``. ``cfg.chunk_size`` > 0 is used as given."""
+    chunk = chunk_size(learner, X, cfg)
+    if cfg.chunk_size > 0 or learner.params.device.type != "cpu":
+        return chunk
+    return max(1, min(chunk, EVAL_SCRATCH_BYTES // max(1, learner.scratch_bytes_per_example(X))))
+
+
 def loss_and_grad(
     learner: Learner, X: Any, objective: Objective, idx: Tensor | None, chunk: int, need_grad: bool = True
 ) -> tuple[Tensor, Tensor, Tensor | None]:

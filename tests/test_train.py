@@ -107,3 +107,18 @@ def test_chunking_does_not_change_the_result():
         train(net, inputs, LabelObjective(batch.y), 2, tcfg)
         out.append(net.weights)
     assert torch.allclose(out[0], out[1], atol=1e-11)
+
+
+def test_evaluation_chunk_is_cache_sized_on_cpu_and_gives_the_same_logits():
+    from multiview.evaluate import batched_logits
+    from multiview.train import EVAL_SCRATCH_BYTES, chunk_size, evaluation_chunk
+
+    dist, batch, inputs, D = _setup("orthogonal", n=400)
+    net = TwoLayerCNN(init_weights(1, "model", list(range(64)), 3, 8, D, 0.05, dtype=torch.float64), 3, 0.1)
+    tcfg = TrainConfig(dtype="float64")
+    per_example = net.scratch_bytes_per_example(inputs)
+    chunk = evaluation_chunk(net, inputs, tcfg)
+    assert chunk == EVAL_SCRATCH_BYTES // per_example < chunk_size(net, inputs, tcfg) == 400
+    assert evaluation_chunk(net, inputs, TrainConfig(dtype="float64", chunk_size=7)) == 7
+    whole = batched_logits(net, inputs, 400)
+    assert torch.allclose(batched_logits(net, inputs, chunk), whole, rtol=1e-12, atol=1e-14)
