@@ -140,21 +140,15 @@ def tangent_scale(
     """
     R, k, m, D = w0.shape
     U = R * k * m
-    V = torch.stack(
-        [
-            torch.randn(probes, k * m, D, generator=torch.Generator().manual_seed(seed), dtype=torch.float64)
-            for seed in probe_seeds
-        ],
-        dim=1,
-    ).to(w0)  # (probes, R, k·m, D)
+    gens = [torch.Generator().manual_seed(seed) for seed in probe_seeds]
     total = torch.zeros(R, dtype=torch.float64, device=w0.device)
-    for s in range(0, len(inputs), chunk):
-        part = inputs[s : s + chunk]
-        n, P = len(part), part.n_patches
-        _, g = act_and_grad(part.preactivations(w0.reshape(U, D), init_std, init_key), q, varrho)
-        for v in V:
-            proj = part.preactivations(v.reshape(U, D))  # (U, n·P): ⟨v_u, x_p⟩
-            t_dot_v = (g * proj).view(R, k * m, n, P).sum(-1)
+    for _ in range(probes):  # one probe at a time: scratch of the size of w0
+        v = torch.stack([torch.randn(k * m, D, generator=g, dtype=torch.float64) for g in gens]).to(w0)
+        for s in range(0, len(inputs), chunk):
+            part = inputs[s : s + chunk]
+            n, P = len(part), part.n_patches
+            _, slope = act_and_grad(part.preactivations(w0.reshape(U, D), init_std, init_key), q, varrho)
+            t_dot_v = (slope * part.preactivations(v.reshape(U, D))).view(R, k * m, n, P).sum(-1)
             total += t_dot_v.double().pow(2).sum((1, 2))
     mean_sq = total / (probes * k * m * len(inputs))
     return mean_sq.clamp_min(1e-300).rsqrt().to(w0.dtype)
