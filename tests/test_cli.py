@@ -98,3 +98,12 @@ def test_presets_and_config_commands():
     assert result.exit_code == 0 and "paper" in result.output and "smoke" in result.output
     result = runner.invoke(app, ["config", "--preset", "smoke", "--set", "data.mu=0.3"])
     assert result.exit_code == 0 and "mu = 0.3" in result.output
+
+
+def test_piped_output_gets_wide_tables(monkeypatch, capsys):
+    from multiview.terminal import PIPED_WIDTH, make_console
+
+    monkeypatch.delenv("COLUMNS", raising=False)
+    assert make_console().width == PIPED_WIDTH  # pytest captures stdout: not a terminal
+    monkeypatch.setenv("COLUMNS", "100")
+    assert make_console().width == 100

@@ -68,3 +68,32 @@ def test_single_stage_is_reused_across_protocol_settings(tmp_path):
     other = _cfg().with_overrides({"protocol.stages": "single,kd", "protocol.kd_objective": "practical"})
     run_protocol(other, out_dir=tmp_path, resume=True, reporter=rep)
     assert rep.cached == ["single"] and rep.computed == ["kd"]
+
+
+def test_ntk_baseline_trains_off_ln_k():
+    """At the presets' small σ_0 the raw tangent features are ~1e-10: without standardization the
+    NTK's loss stays at ln k. Standardized, its single models fit most of the training set."""
+    import math
+
+    cfg = get_preset("smoke").with_overrides({"protocol.stages": "ntk"})
+    r = run_protocol(cfg)
+    single = r["ntk"]["single"]
+    assert max(single["final_loss"]) < 0.5 * math.log(cfg.data.k)
+    assert min(single["train_accuracy"]) > 0.85
+
+
+def test_fixed_feature_models_take_normalized_steps_of_baseline_delta():
+    from types import SimpleNamespace
+
+    from multiview.protocol import _baseline_train_config
+
+    def tcfg(**sets):
+        return _baseline_train_config(SimpleNamespace(cfg=get_preset("smoke").with_overrides(sets)))
+
+    assert get_preset("smoke").train.step == "relative"
+    t = tcfg(**{"protocol.baseline_delta": 0.3})
+    assert (t.step, t.delta) == ("normalized", 0.3)
+    t = tcfg(**{"protocol.baseline_delta": 0.0, "train.delta": 0.02})
+    assert (t.step, t.delta) == ("normalized", 0.02)
+    t = tcfg(**{"train.step": "constant", "train.lr": 0.5})
+    assert (t.step, t.lr) == ("constant", 0.5)
