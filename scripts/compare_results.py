@@ -6,8 +6,9 @@ RUN_A and RUN_B are run folders (``multiview simulate --out``, ``multiview cifar
 ``results.json`` files. Every leaf of the two JSON trees is compared (numbers, strings, flags,
 nulls, keys present on one side only), except what depends on the machine and the clock: the
 ``timing`` table, any key naming seconds or throughput, and the software and host fields of
-``environment``. Given two folders, the stage checkpoints (``stages/*.pt``) are compared too: the
-key a checkpoint must match to be resumed (the stage hash), its JSON part and its tensors.
+``environment``. Given two folders, their checkpoints are compared too (``stages/*.pt`` of
+``multiview simulate``, ``models/<stage>/*.pt`` of ``multiview cifar``): the key a checkpoint must
+match to be resumed (the stage or model hash), and everything else it holds, tensors included.
 
 Prints one line per difference and a summary; exits 0 when the runs agree, 1 otherwise. Numbers
 are compared exactly unless ``--rtol`` allows a relative tolerance.
@@ -80,10 +81,12 @@ def tensor_differences(a: Any, b: Any, rtol: float, path: tuple[str, ...]) -> tu
     """The differing tensors of two checkpoints' tensor dicts, and how many numbers were compared."""
     import torch
 
+    if ignored(path):
+        return [], 0
     where = ".".join(path)
     if isinstance(a, dict) and isinstance(b, dict):
         out, count = [], 0
-        for key in sorted({*a, *b}):
+        for key in sorted({*a, *b}, key=str):
             if key not in a or key not in b:
                 out.append(f"{where}.{key}: only in {'A' if key in a else 'B'}")
                 continue
@@ -103,26 +106,22 @@ def tensor_differences(a: Any, b: Any, rtol: float, path: tuple[str, ...]) -> tu
 
 
 def checkpoint_differences(a: Path, b: Path, rtol: float) -> tuple[list[str], int]:
-    """Compare the stage checkpoints of two run folders: their keys, JSON parts and tensors."""
+    """Compare the checkpoints of two run folders: their keys and everything they hold."""
     import torch
 
-    names = sorted({p.name for folder in (a, b) for p in (folder / "stages").glob("*.pt")})
+    patterns = ("stages/*.pt", "models/*/*.pt")
+    names = sorted({str(p.relative_to(f)) for f in (a, b) for pattern in patterns for p in f.glob(pattern)})
     out, count = [], 0
     for name in names:
-        pa, pb = a / "stages" / name, b / "stages" / name
+        pa, pb = a / name, b / name
         if not (pa.exists() and pb.exists()):
-            out.append(f"stages/{name}: only in {'A' if pa.exists() else 'B'}")
+            out.append(f"{name}: only in {'A' if pa.exists() else 'B'}")
             continue
         sa = torch.load(pa, map_location="cpu", weights_only=False)
         sb = torch.load(pb, map_location="cpu", weights_only=False)
-        for key, compare in (
-            ("config_hash", differences),
-            ("json", differences),
-            ("tensors", tensor_differences),
-        ):
-            diff, n = compare(sa.get(key), sb.get(key), rtol, (f"stages/{name}", key))
-            out += diff
-            count += n
+        diff, n = tensor_differences(sa, sb, rtol, (name,))
+        out += diff
+        count += n
     return out, count
 
 
@@ -140,9 +139,9 @@ def main(argv: list[str] | None = None) -> int:
     rb = json.loads(results_path(args.b).read_text())
     diff, count = differences(ra, rb, args.rtol)
     print(f"results.json: {count} values compared, {len(diff)} differ")
-    if args.a.is_dir() and args.b.is_dir() and ((args.a / "stages").exists() or (args.b / "stages").exists()):
+    if args.a.is_dir() and args.b.is_dir():
         more, n = checkpoint_differences(args.a, args.b, args.rtol)
-        print(f"stages/*.pt: {n} values compared (stage hashes, JSON parts, tensors), {len(more)} differ")
+        print(f"checkpoints: {n} values compared (keys, JSON parts, tensors), {len(more)} differ")
         diff += more
     for line in diff:
         print("  " + line)
