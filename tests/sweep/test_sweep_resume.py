@@ -32,7 +32,9 @@ def test_kill_9_midway_then_rerun_computes_only_the_rest(tmp_path):
     )
     try:
         deadline = time.monotonic() + 90
-        while not any(store.is_done(k) for k in store.keys()):
+        # Wait until a unit is recorded as done (unit.json), not only until its results.json is
+        # complete: a kill between the two leaves a finished unit whose record says "running".
+        while not any(store.is_done(k) and store.info(k).get("state") == "done" for k in store.keys()):
             assert proc.poll() is None, proc.stdout.read().decode()
             assert time.monotonic() < deadline, "no unit finished in 90 s"
             time.sleep(0.02)
