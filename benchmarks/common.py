@@ -64,7 +64,7 @@ def machine(device: torch.device) -> dict[str, Any]:
 
 
 def write_report(path: str | Path, report: dict[str, Any]) -> None:
-    from multiview.results import write_json
+    from multiview.files import write_json
 
     write_json(path, report)
 

@@ -18,8 +18,8 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from multiview.config import get_preset  # noqa: E402
+from multiview.files import write_json  # noqa: E402
 from multiview.protocol import run_protocol  # noqa: E402
-from multiview.results import write_json  # noqa: E402
 
 
 def main() -> int:

@@ -7,9 +7,10 @@ from typing import Annotated
 
 import typer
 
-from multiview import config as config_mod
-from multiview.config import ConfigError, SimConfig
-from multiview.terminal import make_console, resolve_device
+from multiview import stages
+from multiview.config import SimConfig, get_preset, preset_help
+from multiview.settings import ConfigError, parse_sets
+from multiview.terminal import device_option, make_console
 
 app = typer.Typer(
     help=(
@@ -33,10 +34,10 @@ def build_config(
 ) -> SimConfig:
     """Preset, then config file, then ``--set`` and the dedicated flags, validated at the end."""
     try:
-        cfg = config_mod.get_preset(preset or "default")
+        cfg = get_preset(preset or "default")
         if config_file is not None:
-            cfg = config_mod.load_toml(config_file, base=cfg)
-        overrides: dict[str, object] = config_mod.parse_sets(sets)
+            cfg = SimConfig.load_toml(config_file, base=cfg)
+        overrides: dict[str, object] = parse_sets(sets)
         if seeds is not None:
             overrides["n_seeds"] = seeds
         if dtype is not None:
@@ -87,7 +88,7 @@ def simulate(
         str | None,
         typer.Option(
             help="Comma-separated stages to run (their prerequisites are added): "
-            + ",".join(config_mod.STAGES)
+            + ",".join(stages.names(stages.SYNTHETIC))
         ),
     ] = None,
     resume: Annotated[bool, typer.Option(help="Reuse finished stages saved in --out.")] = False,
@@ -106,11 +107,12 @@ def simulate(
 
       multiview simulate --set data.mu=0.2 --set model.q=3 --seeds 20 --only single,ensemble
     """
-    from multiview.protocol import Reporter, run_protocol
+    from multiview.driver import Reporter
+    from multiview.protocol import run_protocol
     from multiview.report import RichReporter, print_report
 
     cfg = build_config(preset, config_file, sets, seeds, dtype, only)
-    dev = resolve_device(device)
+    dev = device_option(device)
     out_dir = out or Path("runs") / cfg.config_hash()
     console.print(
         f"[bold]multiview simulate[/bold]  preset={preset or 'default'}  seeds={cfg.n_seeds}  "
@@ -131,8 +133,8 @@ def show_report(
     markdown: Annotated[bool, typer.Option(help="Print a markdown summary instead of the tables.")] = False,
 ) -> None:
     """Print the tables and theorem checks of a finished (or partial) run again."""
+    from multiview.files import read_json
     from multiview.report import markdown_summary, print_report
-    from multiview.results import read_json
 
     path = run / "results.json" if run.is_dir() else run
     if not path.exists():
@@ -154,7 +156,7 @@ def list_presets() -> None:
     t = Table(title="Presets")
     t.add_column("name")
     t.add_column("what it is")
-    for name, text in config_mod.preset_help().items():
+    for name, text in preset_help().items():
         t.add_row(name, text)
     console.print(t)
 

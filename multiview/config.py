@@ -1,40 +1,31 @@
-"""Configuration: plain dataclasses, presets, TOML load/save, ``--set`` overrides, validation.
+"""The simulator's configuration: one dataclass per section, every symbol of the paper a field.
 
-A :class:`SimConfig` fully determines a run (together with its master ``seed``). Every symbol of
-the paper has one field; the docstring of each section names the paper's symbols. Validation
-happens up front and every error names the field (``data.mu``) and the allowed range.
+A :class:`SimConfig` fully determines a run (together with its master ``seed``); the docstring of
+each section names the paper's symbols, and its ``constraints`` say what each value may be.
+Conversion, checks, TOML and ``--set`` come from :mod:`multiview.settings`; named starting points
+from :mod:`multiview.presets`.
 """
 
 from __future__ import annotations
 
-import copy
-import dataclasses
-import hashlib
-import json
 import math
-import tomllib
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
-import tomli_w
-
-from multiview.validation import (
+from multiview import stages as registry
+from multiview.presets import PRESETS
+from multiview.settings import (
+    Boolean,
     ConfigError,
-    choice,
-    choices,
-    coerce,
-    dotted_keys,
-    drop_none,
-    field_type,
-    flatten_sections,
-    in_range,
-    int_at_least,
-    interval,
-    plain,
-    read_toml,
-    resolve_bare_key,
-    split_key,
+    Constraint,
+    Integer,
+    Interval,
+    Number,
+    OneOf,
+    Positive,
+    Section,
+    Settings,
+    SomeOf,
 )
 
 # --------------------------------------------------------------------------------------------
@@ -43,7 +34,7 @@ from multiview.validation import (
 
 
 @dataclass
-class DataConfig:
+class DataConfig(Section):
     """The multi-view distribution D = (1 − μ)·D_m + μ·D_s (paper §3, spec §1).
 
     Symbols: ``k`` classes, patch dimension ``d``, ``P`` patches, ``C_p`` patches per feature,
@@ -105,42 +96,43 @@ class DataConfig:
             return float(self.sigma_nonfeature)
         return self.gamma * self.k / math.sqrt(self.d)
 
-    def validate(self) -> None:
-        int_at_least("data.k", self.k, 2)
-        int_at_least("data.C_p", self.C_p, 1)
-        int_at_least("data.P", self.P, 2 * self.C_p, "2·C_p (the two label views need C_p patches each)")
-        int_at_least("data.d", self.d, 2 * self.k, "2·k (the 2k features must be orthonormal)")
-        in_range("data.s", self.s, 0.0, float(self.k))
-        in_range("data.mu", self.mu, 0.0, 1.0)
-        in_range("data.rho", self.rho, 0.0, math.inf)
-        in_range("data.Gamma", self.Gamma, 0.0, math.inf)
-        in_range("data.gamma", self.gamma, 0.0, math.inf)
-        in_range("data.sigma_p", self.sigma_p, 0.0, math.inf)
-        if self.sigma_nonfeature is not None:
-            in_range("data.sigma_nonfeature", self.sigma_nonfeature, 0.0, math.inf)
-        for name in (
-            "label_view_total",
-            "cross_total_multi",
-            "dominant_view_total",
-            "weak_view_total",
-            "cross_total_single",
-        ):
-            interval(f"data.{name}", getattr(self, name))
-        choice("data.noise_model", self.noise_model, ("gaussian", "orthogonal"))
-        choice("data.split", self.split, ("dirichlet", "even"))
-        choice("data.feature_noise", self.feature_noise, ("all", "sparse"))
-        int_at_least("data.feature_noise_count", self.feature_noise_count, 1)
+    section: ClassVar[str] = "data"
+    constraints: ClassVar[dict[str, Constraint]] = {
+        "k": Integer(2),
+        "C_p": Integer(1),
+        "P": Integer(lambda c: 2 * c.C_p, "2·C_p (the two label views need C_p patches each)"),
+        "d": Integer(lambda c: 2 * c.k, "2·k (the 2k features must be orthonormal)"),
+        "s": Number(0.0, lambda c: float(c.k)),
+        "mu": Number(0.0, 1.0),
+        "rho": Number(),
+        "Gamma": Number(),
+        "gamma": Number(),
+        "sigma_p": Number(),
+        "sigma_nonfeature": Number(),
+        "label_view_total": Interval(),
+        "cross_total_multi": Interval(),
+        "dominant_view_total": Interval(),
+        "weak_view_total": Interval(),
+        "cross_total_single": Interval(),
+        "noise_model": OneOf(("gaussian", "orthogonal")),
+        "noise_in_feature_span": Boolean(),
+        "split": OneOf(("dirichlet", "even")),
+        "feature_noise": OneOf(("all", "sparse")),
+        "feature_noise_count": Integer(1),
+        "on_cap": OneOf(("drop", "error")),
+        "n_train": Integer(1),
+        "n_test": Integer(1),
+    }
+
+    def check(self) -> None:
         if self.feature_noise_count > 2 * self.k:
             raise ConfigError(
                 f"data.feature_noise_count = {self.feature_noise_count}: must be at most 2·k = {2 * self.k}"
             )
-        choice("data.on_cap", self.on_cap, ("drop", "error"))
-        int_at_least("data.n_train", self.n_train, 1)
-        int_at_least("data.n_test", self.n_test, 1)
 
 
 @dataclass
-class ModelConfig:
+class ModelConfig(Section):
     """The two-layer CNN F_i(X) = Σ_r Σ_p ReLU~(⟨w_{i,r}, x_p⟩) (paper §3, spec §2).
 
     ``m`` neurons per class, smoothed-ReLU power ``q`` and threshold ``varrho`` = ϱ, Gaussian
@@ -152,15 +144,17 @@ class ModelConfig:
     varrho: float = 0.1
     sigma_0: float = 0.001
 
-    def validate(self) -> None:
-        int_at_least("model.m", self.m, 1)
-        int_at_least("model.q", self.q, 1)
-        in_range("model.varrho", self.varrho, 0.0, math.inf, open_low=True)
-        in_range("model.sigma_0", self.sigma_0, 0.0, math.inf, open_low=True)
+    section: ClassVar[str] = "model"
+    constraints: ClassVar[dict[str, Constraint]] = {
+        "m": Integer(1),
+        "q": Integer(1),
+        "varrho": Positive,
+        "sigma_0": Positive,
+    }
 
 
 @dataclass
-class TrainConfig:
+class TrainConfig(Section):
     """Gradient descent on cross-entropy (paper §3).
 
     ``optimizer``: ``gd`` (full batch, the paper) or ``sgd`` (mini-batches of ``batch_size``,
@@ -189,25 +183,30 @@ class TrainConfig:
     matmul: str = "exact"
     compile: bool = False
 
-    def validate(self) -> None:
-        choice("train.optimizer", self.optimizer, ("gd", "sgd"))
-        choice("train.step", self.step, ("constant", "normalized", "relative"))
-        in_range("train.lr", self.lr, 0.0, math.inf, open_low=True)
-        in_range("train.delta", self.delta, 0.0, math.inf, open_low=True)
-        int_at_least("train.max_steps", self.max_steps, 1)
-        in_range("train.loss_threshold", self.loss_threshold, 0.0, math.inf)
-        int_at_least("train.batch_size", self.batch_size, 0)
+    section: ClassVar[str] = "train"
+    constraints: ClassVar[dict[str, Constraint]] = {
+        "optimizer": OneOf(("gd", "sgd")),
+        "step": OneOf(("constant", "normalized", "relative")),
+        "lr": Positive,
+        "delta": Positive,
+        "max_steps": Integer(1),
+        "loss_threshold": Number(),
+        "batch_size": Integer(0),
+        "log_every": Integer(1),
+        "chunk_size": Integer(0),
+        "memory_budget_mb": Integer(1),
+        "dtype": OneOf(("float32", "float64")),
+        "matmul": OneOf(("exact", "tf32", "bf16")),
+        "compile": Boolean(),
+    }
+
+    def check(self) -> None:
         if self.optimizer == "sgd" and self.batch_size < 1:
             raise ConfigError("train.batch_size = 0: optimizer 'sgd' needs a batch size of at least 1")
-        int_at_least("train.log_every", self.log_every, 1)
-        int_at_least("train.chunk_size", self.chunk_size, 0)
-        int_at_least("train.memory_budget_mb", self.memory_budget_mb, 1)
-        choice("train.dtype", self.dtype, ("float32", "float64"))
-        choice("train.matmul", self.matmul, ("exact", "tf32", "bf16"))
 
 
 @dataclass
-class ProbeConfig:
+class ProbeConfig(Section):
     """Which view a seed learned (spec §4).
 
     View (i, ℓ) counts as learned when Λ_{i,ℓ} = max_r ⟨w_{i,r}, v_{i,ℓ}⟩ at the end of training
@@ -222,9 +221,12 @@ class ProbeConfig:
     lottery_margin: float = -1.0
     memorization_examples: int = 0
 
-    def validate(self) -> None:
-        in_range("probes.learned_threshold", self.learned_threshold, 0.0, math.inf, open_low=True)
-        int_at_least("probes.memorization_examples", self.memorization_examples, 0)
+    section: ClassVar[str] = "probes"
+    constraints: ClassVar[dict[str, Constraint]] = {
+        "learned_threshold": Positive,
+        "lottery_margin": Number(-math.inf),
+        "memorization_examples": Integer(0),
+    }
 
     def margin(self, m: int) -> float:
         if self.lottery_margin >= 0:
@@ -232,20 +234,8 @@ class ProbeConfig:
         return 0.0 if m < 3 else 1.0 / math.log(m) ** 2
 
 
-STAGES = (
-    "single",
-    "ensemble",
-    "training_average",
-    "kd",
-    "self_kd",
-    "ensemble_of_kd",
-    "random_features",
-    "ntk",
-)
-
-
 @dataclass
-class ProtocolConfig:
+class ProtocolConfig(Section):
     """The paper's protocol (spec §5, §7): which stages run and how.
 
     ``stages``: any of ``single, ensemble, training_average, kd, self_kd, ensemble_of_kd,
@@ -263,7 +253,7 @@ class ProtocolConfig:
     their normalized steps (0 = ``train.delta``; unused with ``train.step = "constant"``).
     """
 
-    stages: tuple[str, ...] = STAGES
+    stages: tuple[str, ...] = registry.names(registry.SYNTHETIC)
     ensemble_combine: str = "logits"
     training_average_K: int = 0
     kd_objective: str = "theory"
@@ -278,21 +268,23 @@ class ProtocolConfig:
     baseline_steps: int = 1000
     baseline_delta: float = 0.5
 
-    def validate(self) -> None:
-        choices("protocol.stages", self.stages, STAGES)
-        choice("protocol.ensemble_combine", self.ensemble_combine, ("logits", "probs"))
-        int_at_least("protocol.training_average_K", self.training_average_K, 0)
-        choice("protocol.kd_objective", self.kd_objective, ("theory", "practical"))
-        in_range("protocol.kd_tau", self.kd_tau, 0.0, math.inf)
-        in_range("protocol.kd_eta_ratio", self.kd_eta_ratio, 0.0, math.inf)
-        in_range("protocol.kd_t", self.kd_t, 0.0, 1.0)
-        in_range("protocol.kd_temperature", self.kd_temperature, 0.0, math.inf, open_low=True)
-        in_range("protocol.kd_teacher_scale", self.kd_teacher_scale, 0.0, math.inf, open_low=True)
-        int_at_least("protocol.kd_steps", self.kd_steps, 0)
-        in_range("protocol.rf_sigma_0", self.rf_sigma_0, 0.0, math.inf)
-        int_at_least("protocol.rf_width", self.rf_width, 1)
-        int_at_least("protocol.baseline_steps", self.baseline_steps, 0)
-        in_range("protocol.baseline_delta", self.baseline_delta, 0.0, math.inf)
+    section: ClassVar[str] = "protocol"
+    constraints: ClassVar[dict[str, Constraint]] = {
+        "stages": SomeOf(registry.names(registry.SYNTHETIC)),
+        "ensemble_combine": OneOf(("logits", "probs")),
+        "training_average_K": Integer(0),
+        "kd_objective": OneOf(("theory", "practical")),
+        "kd_tau": Number(),
+        "kd_eta_ratio": Number(),
+        "kd_t": Number(0.0, 1.0),
+        "kd_temperature": Positive,
+        "kd_teacher_scale": Positive,
+        "kd_steps": Integer(0),
+        "rf_sigma_0": Number(),
+        "rf_width": Integer(1),
+        "baseline_steps": Integer(0),
+        "baseline_delta": Number(),
+    }
 
     def tau(self, k: int) -> float:
         """τ of Theorem 3: the configured value or 1/ln²(k)."""
@@ -300,7 +292,7 @@ class ProtocolConfig:
 
 
 @dataclass
-class SimConfig:
+class SimConfig(Settings):
     """One simulation: the distribution, the learner, training, probes, protocol, seeds.
 
     ``seed`` is the master seed: the data, each model seed's initialization and each student's
@@ -316,139 +308,25 @@ class SimConfig:
     seed: int = 0
     n_seeds: int = 8
 
-    def validate(self) -> SimConfig:
-        self.data.validate()
-        self.model.validate()
-        self.train.validate()
-        self.probes.validate()
-        self.protocol.validate()
-        int_at_least("seed", self.seed, 0)
-        int_at_least("n_seeds", self.n_seeds, 1)
-        return self
+    constraints: ClassVar[dict[str, Constraint]] = {"seed": Integer(0), "n_seeds": Integer(1)}
 
-    # --- serialization -----------------------------------------------------------------------
-
-    def to_dict(self) -> dict[str, Any]:
-        return plain(dataclasses.asdict(self))
-
-    def to_toml(self) -> str:
-        return tomli_w.dumps(drop_none(self.to_dict()))
-
-    def config_hash(self, exclude: tuple[str, ...] = ()) -> str:
-        """A stable 16-hex-digit hash of the resolved config (key order and float repr fixed),
-        optionally leaving out whole sections."""
-        kept = {k: v for k, v in self.to_dict().items() if k not in exclude}
-        text = json.dumps(kept, sort_keys=True, separators=(",", ":"))
-        return hashlib.sha256(text.encode()).hexdigest()[:16]
-
-    def with_overrides(self, overrides: dict[str, Any]) -> SimConfig:
-        """A validated copy with dotted-key overrides applied (``{"data.mu": 0.2}``)."""
-        cfg = copy.deepcopy(self)
-        for key, value in overrides.items():
-            _set_path(cfg, key, value)
-        return cfg.validate()
-
-
-# --------------------------------------------------------------------------------------------
-# Building configs: presets, TOML, --set
-# --------------------------------------------------------------------------------------------
-
-
-def from_dict(raw: dict[str, Any], base: SimConfig | None = None) -> SimConfig:
-    """Build a validated config from nested plain data; unknown keys are errors."""
-    cfg = copy.deepcopy(base) if base is not None else SimConfig()
-    for key, value in flatten_sections(raw, _SECTION_TYPES).items():
-        _set_path(cfg, key, value)
-    return cfg.validate()
-
-
-def load_toml(path: str | Path, base: SimConfig | None = None) -> SimConfig:
-    """Load a TOML config file. A key ``preset = "name"`` at the top starts from that preset."""
-    raw = read_toml(path)
-    preset = raw.pop("preset", None)
-    if preset is not None:
-        base = get_preset(preset)
-    return from_dict(raw, base)
-
-
-def parse_assignment(text: str) -> tuple[str, Any]:
-    """Parse ``key=value`` from ``--set``; the value is read as a TOML value, else a string."""
-    if "=" not in text:
-        raise ConfigError(f"--set {text!r}: expected key=value, e.g. data.mu=0.2")
-    key, _, value = text.partition("=")
-    key = key.strip()
-    value = value.strip()
-    try:
-        parsed = tomllib.loads(f"v = {value}")["v"]
-    except tomllib.TOMLDecodeError:
-        parsed = value
-    return key, parsed
-
-
-def parse_sets(items: list[str] | None) -> dict[str, Any]:
-    """``["data.mu=0.2", "n_seeds=3"]`` → {key: value}; values are read as TOML, else strings."""
-    out: dict[str, Any] = {}
-    for item in items or []:
-        key, value = parse_assignment(item)
-        out[key] = value
-    return out
-
-
-def resolve_key(key: str) -> str:
-    """Turn ``mu`` into ``data.mu`` when the bare name is unique across sections."""
-    return resolve_bare_key(key, _SECTION_FIELDS, _TOP_FIELDS)
-
-
-def all_keys() -> list[str]:
-    return dotted_keys(_SECTION_FIELDS, _TOP_FIELDS)
-
-
-# --------------------------------------------------------------------------------------------
-# Presets (defined in multiview.presets)
-# --------------------------------------------------------------------------------------------
+    @classmethod
+    def starting_point(cls, raw: dict[str, Any], base: SimConfig | None) -> SimConfig:
+        """A TOML file may start from a preset: a top-level ``preset = "name"``."""
+        preset = raw.pop("preset", None)
+        return get_preset(preset) if preset is not None else super().starting_point(raw, base)
 
 
 def preset_names() -> list[str]:
-    from multiview.presets import PRESETS
-
     return list(PRESETS)
 
 
 def preset_help() -> dict[str, str]:
-    from multiview.presets import PRESETS
-
     return {name: p.help for name, p in PRESETS.items()}
 
 
 def get_preset(name: str) -> SimConfig:
     """A validated config: the defaults with the preset's overrides applied."""
-    from multiview.presets import PRESETS
-
     if name not in PRESETS:
         raise ConfigError(f"unknown preset {name!r}; choose one of {', '.join(PRESETS)}")
-    return from_dict(PRESETS[name].overrides)
-
-
-# --------------------------------------------------------------------------------------------
-# Helpers
-# --------------------------------------------------------------------------------------------
-
-_SECTION_TYPES = {
-    "data": DataConfig,
-    "model": ModelConfig,
-    "train": TrainConfig,
-    "probes": ProbeConfig,
-    "protocol": ProtocolConfig,
-}
-_SECTION_FIELDS = {sec: [f.name for f in dataclasses.fields(t)] for sec, t in _SECTION_TYPES.items()}
-_TOP_FIELDS = {"seed", "n_seeds"}
-
-
-def _set_path(cfg: SimConfig, key: str, value: Any) -> None:
-    key = resolve_key(key)
-    if key in _TOP_FIELDS:
-        setattr(cfg, key, coerce(key, value, "int"))
-        return
-    section, name = split_key(key, _SECTION_FIELDS)
-    obj = getattr(cfg, section)
-    setattr(obj, name, coerce(key, value, field_type(obj, name)))
+    return SimConfig.from_dict(PRESETS[name].overrides)

@@ -37,12 +37,9 @@ def smoothed_relu_grad(z: Tensor, q: int, varrho: float) -> Tensor:
 
 
 def act_and_grad(a: Tensor, q: int, varrho: float) -> tuple[Tensor, Tensor]:
-    """ReLU~(a) and ReLU~′(a); ``a`` may be overwritten. Uses the compiled version when
-    ``train.compile`` is on (:mod:`multiview.precision`)."""
-    fn = precision.compiled_activation()
-    if fn is not None:
-        return fn(a, q, varrho)
-    return act_and_grad_eager(a, q, varrho)
+    """ReLU~(a) and ReLU~′(a); ``a`` may be overwritten. Compiled when ``train.compile`` is on
+    (:func:`multiview.precision.compiled`)."""
+    return precision.compiled(act_and_grad_eager)(a, q, varrho)
 
 
 def act_and_grad_eager(a: Tensor, q: int, varrho: float) -> tuple[Tensor, Tensor]:

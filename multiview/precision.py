@@ -1,19 +1,24 @@
-"""Process-wide speed knobs for the training step: TF32 / bf16 matrix products and a compiled
-activation. They change rounding, not the model; ``benchmarks/gpu.sh`` checks that results stay
+"""Process-wide speed knobs for the training step: TF32 / bf16 matrix products and compiled
+functions. They change rounding, not the model; ``benchmarks/gpu.sh`` checks that results stay
 within tolerance of exact float32.
 
 ``train.matmul``: ``exact`` (default), ``tf32`` (CUDA's TensorFloat-32 products), or ``bf16``
 (the pre-activation and weight-gradient products in bfloat16, accumulated and returned in the
-run's dtype). ``train.compile``: fuse the smoothed ReLU and its derivative with ``torch.compile``.
+run's dtype). ``train.compile``: :func:`compiled` hands out ``torch.compile``'d versions of the
+functions the model asks for (the smoothed ReLU and its derivative), each compiled once.
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
 
 import torch
 
 from multiview.config import TrainConfig
 
-_state = {"matmul_dtype": None, "compiled": None}
+_state: dict[str, Any] = {"matmul_dtype": None, "compile": False}
+_cache: dict[Callable, Callable] = {}
 
 
 def configure(cfg: TrainConfig, device: torch.device) -> None:
@@ -22,12 +27,7 @@ def configure(cfg: TrainConfig, device: torch.device) -> None:
         torch.backends.cuda.matmul.allow_tf32 = cfg.matmul == "tf32"
         torch.backends.cudnn.allow_tf32 = cfg.matmul == "tf32"
     _state["matmul_dtype"] = torch.bfloat16 if cfg.matmul == "bf16" else None
-    if cfg.compile and _state["compiled"] is None:
-        from multiview import model
-
-        _state["compiled"] = torch.compile(model.act_and_grad_eager, dynamic=True)
-    elif not cfg.compile:
-        _state["compiled"] = None
+    _state["compile"] = cfg.compile
 
 
 def mm(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
@@ -38,5 +38,11 @@ def mm(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     return (a.to(low) @ b.to(low)).to(a.dtype)
 
 
-def compiled_activation():
-    return _state["compiled"]
+def compiled(fn: Callable) -> Callable:
+    """``fn`` compiled with ``torch.compile`` when ``train.compile`` is on (once per function,
+    kept for the process), else ``fn`` itself."""
+    if not _state["compile"]:
+        return fn
+    if fn not in _cache:
+        _cache[fn] = torch.compile(fn, dynamic=True)
+    return _cache[fn]

@@ -1,4 +1,5 @@
-"""Probes of what each seed learned (spec §4): Φ, Λ, learned views, the lottery, overlap, memorization.
+"""Probes of what each seed learned (spec §4): Φ, Λ, learned views, the lottery, the views seeds
+share, memorization.
 
 Shapes: weights W (R, k, m, D); feature f = 2i + ℓ is v_{i,ℓ}; views are indexed ℓ ∈ {0, 1}
 (the paper's 1 and 2). Feature coordinates come from the distribution
@@ -87,7 +88,7 @@ def lottery_agreement(learned: Tensor, winner: Tensor, in_M: Tensor | None = Non
     return out
 
 
-def pairwise_overlap(learned: Tensor) -> dict[str, Tensor]:
+def shared_views(learned: Tensor) -> dict[str, Tensor]:
     """Between every two seeds a, b of ``learned`` (S, k, 2):
 
     ``same_views`` (S, S): the fraction of classes whose learned view sets are equal;

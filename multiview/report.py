@@ -8,7 +8,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from multiview.protocol import Reporter
+from multiview.driver import Reporter
 from multiview.terminal import progress_display
 
 METHODS = (

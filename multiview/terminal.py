@@ -32,20 +32,16 @@ def make_console() -> Console:
     return console
 
 
-def resolve_device(device: str) -> torch.device:
-    """``auto``: CUDA when present, else the CPU; ``cpu``, ``cuda`` or ``cuda:N`` as given (a device
-    torch does not know, or CUDA where there is none, is a :class:`typer.BadParameter`)."""
-    import torch
+def device_option(name: str) -> torch.device:
+    """The device of a ``--device`` option (:func:`multiview.device.resolve_device`); a bad name is
+    a :class:`typer.BadParameter`."""
+    from multiview.device import resolve_device
+    from multiview.settings import ConfigError
 
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     try:
-        dev = torch.device(device)
-    except RuntimeError:
-        raise typer.BadParameter(f"--device {device!r}: use auto, cpu, cuda or cuda:N") from None
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise typer.BadParameter(f"--device {device}: CUDA is not available on this machine")
-    return dev
+        return resolve_device(name)
+    except ConfigError as exc:
+        raise typer.BadParameter(str(exc)) from None
 
 
 def progress_display(console: Console, transient: bool) -> Progress:

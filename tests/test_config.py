@@ -4,15 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from multiview.config import (
-    ConfigError,
-    SimConfig,
-    from_dict,
-    get_preset,
-    load_toml,
-    parse_assignment,
-    preset_names,
-)
+from multiview.config import SimConfig, get_preset, preset_names
+from multiview.settings import ConfigError, parse_assignment
 
 
 @pytest.mark.parametrize("name", preset_names())
@@ -24,7 +17,7 @@ def test_toml_round_trip(tmp_path):
     cfg = get_preset("smoke").with_overrides({"data.mu": 0.3, "protocol.stages": "single,kd"})
     path = tmp_path / "c.toml"
     path.write_text(cfg.to_toml())
-    back = load_toml(path)
+    back = SimConfig.load_toml(path)
     assert back.to_dict() == cfg.to_dict()
     assert back.config_hash() == cfg.config_hash()
 
@@ -32,7 +25,7 @@ def test_toml_round_trip(tmp_path):
 def test_toml_preset_key(tmp_path):
     path = tmp_path / "c.toml"
     path.write_text('preset = "smoke"\n[data]\nmu = 0.4\n')
-    cfg = load_toml(path)
+    cfg = SimConfig.load_toml(path)
     assert cfg.data.mu == 0.4 and cfg.data.k == get_preset("smoke").data.k
 
 
@@ -79,11 +72,11 @@ def test_unknown_section_in_toml(tmp_path):
     path = tmp_path / "c.toml"
     path.write_text("[modle]\nm = 3\n")
     with pytest.raises(ConfigError, match="modle"):
-        load_toml(path)
+        SimConfig.load_toml(path)
 
 
 def test_hash_changes_with_any_field():
     a = SimConfig()
     assert a.config_hash() == SimConfig().config_hash()
     assert a.config_hash() != a.with_overrides({"seed": 1}).config_hash()
-    assert a.config_hash() != from_dict({"train": {"delta": a.train.delta * 2}}).config_hash()
+    assert a.config_hash() != SimConfig.from_dict({"train": {"delta": a.train.delta * 2}}).config_hash()

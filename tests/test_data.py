@@ -9,8 +9,9 @@ import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from multiview.config import ConfigError, DataConfig
+from multiview.config import DataConfig
 from multiview.data import DataError, MultiViewDistribution
+from multiview.settings import ConfigError
 
 FAST = settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 

@@ -13,8 +13,8 @@ from multiview.probes import (
     lottery,
     lottery_agreement,
     memorization,
-    pairwise_overlap,
     phi,
+    shared_views,
     view_correlations,
 )
 
@@ -62,11 +62,11 @@ def test_lottery_and_agreement():
     assert out["agreement_in_M"] == 1.0 and out["n_pairs_in_M"] == 1
 
 
-def test_pairwise_overlap():
+def test_shared_views():
     learned = torch.tensor(
         [[[True, False], [False, True]], [[True, False], [True, False]], [[False, True], [True, False]]]
     )
-    o = pairwise_overlap(learned)
+    o = shared_views(learned)
     assert o["same_views"][0, 1] == 0.5 and o["same_views"][1, 2] == 0.5 and o["same_views"][0, 2] == 0.0
     assert torch.allclose(o["jaccard"][0, 1], torch.tensor(1 / 3))
     assert torch.all(o["same_views"].diagonal() == 1)

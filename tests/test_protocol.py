@@ -6,8 +6,10 @@ import json
 
 import pytest
 
+from multiview import stages
 from multiview.config import get_preset
-from multiview.protocol import Reporter, resolve_stages, run_protocol
+from multiview.driver import Reporter
+from multiview.protocol import run_protocol
 
 
 class Counting(Reporter):
@@ -15,7 +17,7 @@ class Counting(Reporter):
         self.computed = []
         self.cached = []
 
-    def stage_finished(self, name, seconds, cached):
+    def stage_finished(self, name, seconds, cached=False):
         (self.cached if cached else self.computed).append(name)
 
 
@@ -57,9 +59,9 @@ def test_resume_ignores_checkpoints_of_another_config(tmp_path):
 
 
 def test_stage_prerequisites_are_added():
-    assert resolve_stages(["ensemble_of_kd"]) == ["single", "kd", "ensemble_of_kd"]
+    assert stages.resolve(stages.SYNTHETIC, ["ensemble_of_kd"]) == ["single", "kd", "ensemble_of_kd"]
     with pytest.raises(ValueError, match="unknown stage"):
-        resolve_stages(["nope"])
+        stages.resolve(stages.SYNTHETIC, ["nope"])
 
 
 def test_single_stage_is_reused_across_protocol_settings(tmp_path):
@@ -83,12 +85,11 @@ def test_ntk_baseline_trains_off_ln_k():
 
 
 def test_fixed_feature_models_take_normalized_steps_of_baseline_delta():
-    from types import SimpleNamespace
-
-    from multiview.protocol import _baseline_train_config
+    from multiview.fixed_features import baseline_train_config
 
     def tcfg(**sets):
-        return _baseline_train_config(SimpleNamespace(cfg=get_preset("smoke").with_overrides(sets)))
+        cfg = get_preset("smoke").with_overrides(sets)
+        return baseline_train_config(cfg.train, cfg.protocol)
 
     assert get_preset("smoke").train.step == "relative"
     t = tcfg(**{"protocol.baseline_delta": 0.3})

@@ -11,9 +11,11 @@ from typing import Annotated
 
 import typer
 
-from multiview.cifar import config as cfg_mod
-from multiview.cifar.config import ARCH_HELP, STAGES, CifarConfig, ConfigError
-from multiview.terminal import resolve_device
+from multiview import stages
+from multiview.cifar.config import ARCH_HELP, CifarConfig, build
+from multiview.cifar.recipes import recipe_named
+from multiview.settings import ConfigError, parse_sets
+from multiview.terminal import device_option
 
 
 def build_cifar_config(
@@ -26,14 +28,12 @@ def build_cifar_config(
     """The recipe's defaults (or a saved config file), then ``--set`` items, then the dedicated
     flags (``flags`` maps setting names to values; None means not given), validated."""
     if config_file is not None:
-        cfg = cfg_mod.load_toml(config_file)
+        cfg = CifarConfig.load_toml(config_file)
         if recipe is not None and recipe != cfg.recipe.name:
-            from multiview.cifar.recipes import recipe_named
-
             cfg.recipe = recipe_named(recipe)
     else:
-        cfg = cfg_mod.build(recipe or "fast")
-    overrides = cfg_mod.parse_sets(sets)
+        cfg = build(recipe or "fast")
+    overrides = parse_sets(sets)
     overrides.update({k: v for k, v in (flags or {}).items() if v is not None})
     return cfg.with_overrides(overrides)
 
@@ -60,7 +60,10 @@ def cifar(
     ] = None,
     only: Annotated[
         str | None,
-        typer.Option(help="Comma-separated stages (their prerequisites are added): " + ",".join(STAGES)),
+        typer.Option(
+            help="Comma-separated stages (their prerequisites are added): "
+            + ",".join(stages.names(stages.CIFAR))
+        ),
     ] = None,
     sets: Annotated[
         list[str] | None,
@@ -123,7 +126,7 @@ def cifar(
         raise typer.BadParameter(str(exc)) from None
     if not cfg.data.path:
         raise typer.BadParameter("--data PATH is required (the folder or .tar.gz holding the data set)")
-    dev = resolve_device(device)
+    dev = device_option(device)
     if threads < 0:
         raise typer.BadParameter(f"--threads {threads}: must be 0 (torch's default) or more")
     if threads > 0:

@@ -58,7 +58,7 @@ def _frac(num: Tensor, den: Tensor) -> float | None:
     return float(num.sum() / den.sum()) if den.sum() > 0 else None
 
 
-def overlap_report(
+def wrong_set_overlap(
     y: Tensor,
     single: Tensor,
     ensemble_logits: Tensor,
@@ -67,7 +67,7 @@ def overlap_report(
     self_kd: Tensor | None = None,
     ensemble_of_kd: Tensor | None = None,
 ) -> dict[str, Any]:
-    """The overlap analysis as plain data (see the module docstring). Shapes: y (N,), single
+    """How the wrong sets overlap, as plain data (see the module docstring). Shapes: y (N,), single
     (S, N, k), ensemble_logits (N, k), kd (M, N, k), self_kd (S, N, k), ensemble_of_kd (N, k),
     test_index (N,) the images' indices in the full test set (default 0..N−1)."""
     y = y.cpu()

@@ -1,6 +1,6 @@
-"""The paper's CIFAR protocol (spec §6.1, §10), stage by stage, one checkpoint per trained model.
+"""The paper's CIFAR protocol (spec §6.1, §10), stage by stage.
 
-Stages (:data:`multiview.cifar.config.STAGES`; prerequisites are added):
+Stages (the CIFAR rows of :mod:`multiview.stages`; prerequisites are added):
 
 * ``single``: S models from independent seeds;
 * ``ensemble``: the mean of their logits (or probabilities), and its accuracy against size K;
@@ -10,21 +10,16 @@ Stages (:data:`multiview.cifar.config.STAGES`; prerequisites are added):
 * ``ensemble_of_kd``: the ensemble of the KD students;
 * ``channel_split``: a trained network's lower stages frozen, 1/n of the channels at the cut
   kept, a new network trained from there on, n = 1, 2, 4, 8 (single and ensemble);
-* ``overlap``: which test images which models get wrong (:mod:`multiview.cifar.overlap`).
+* ``overlap``: which test images which models get wrong (:mod:`multiview.cifar.mistakes`).
 
-Every model's weights start from ``derive_seed(seed, stage, index, "init")`` and its data order
-and augmentation from ``derive_seed(seed, stage, index, "data")``. Each trained model is saved
-to ``<out>/models/<stage>/<index>.pt`` with a key that hashes what determines it (data, network,
-recipe, seeds, teachers); ``resume`` loads a model whose key matches instead of training it.
-``results.json`` is rewritten (atomically) after every stage.
+:func:`run_cifar` runs them through the skeleton of :mod:`multiview.driver`. Each model is
+trained, or loaded from its checkpoint, by :func:`multiview.cifar.fit.fit`; ``results.json`` is
+rewritten (atomically) after every stage.
 """
 
 from __future__ import annotations
 
 import copy
-import hashlib
-import json
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -35,79 +30,24 @@ import torch
 from torch import Tensor, nn
 
 from multiview import ensemble as ens
-from multiview import results, stages
-from multiview.cifar.config import STAGES, CifarConfig
+from multiview.cifar.config import CifarConfig
 from multiview.cifar.data import CifarArrays, balanced_subset, load_cifar
-from multiview.cifar.nets import AverageNet, SplitNet, StagedNet, build_net, whitening_filters
-from multiview.cifar.overlap import overlap_report
+from multiview.cifar.fit import Trained, accuracy_json, fit, models_json, new_net
+from multiview.cifar.mistakes import wrong_set_overlap
+from multiview.cifar.nets import AverageNet, SplitNet, StagedNet, whitening_filters
 from multiview.cifar.pipeline import DeviceSet, Normalizer
-from multiview.cifar.train import (
-    KDLoss,
-    LabelLoss,
-    LossFn,
-    Teacher,
-    TrainStats,
-    accuracy,
-    predict,
-    prepare,
-    train_model,
-    use_bf16,
-)
-from multiview.results import SCHEMA_VERSION, atomic_write_text, load_tensors, save_tensors, write_json
+from multiview.cifar.train import KDLoss, LabelLoss, LossFn, Teacher, accuracy, predict, use_bf16
+from multiview.driver import Driver, Reporter, host_environment, implements
 from multiview.seeding import derive_seed, generator
-
-REQUIRES: dict[str, tuple[str, ...]] = {
-    "single": (),
-    "ensemble": ("single",),
-    "training_average": (),
-    "kd": ("single",),
-    "self_kd": ("single",),
-    "ensemble_of_kd": ("kd",),
-    "channel_split": ("single",),
-    "overlap": ("single", "ensemble"),
-}
-
-
-class Reporter:
-    """Progress of a run; silent by default (the command line shows rich progress bars)."""
-
-    def stage_started(self, stage: str, n_models: int) -> None: ...
-
-    def model_started(self, stage: str, index: int, label: str) -> None: ...
-
-    def model_progress(
-        self, stage: str, index: int, step: int, total: int, images_per_second: float
-    ) -> None: ...
-
-    def model_finished(
-        self, stage: str, index: int, accuracy: float, seconds: float, cached: bool
-    ) -> None: ...
-
-    def stage_finished(self, stage: str, seconds: float) -> None: ...
-
-
-def resolve_stages(requested: tuple[str, ...] | list[str]) -> list[str]:
-    """The requested stages and their prerequisites, in protocol order."""
-    return stages.resolve_stages(requested, REQUIRES, STAGES)
-
-
-@dataclass
-class Trained:
-    """A trained (or loaded) model with its test logits (N, k) and training record; ``net`` is
-    kept only where later stages need it (the single models: teachers and channel-split bottoms)."""
-
-    stage: str
-    index: int
-    net: nn.Module | None
-    test_logits: Tensor
-    record: dict[str, Any]
-    key: str
-    cached: bool
+from multiview.stages import CIFAR
 
 
 @dataclass
 class CifarRun:
-    """Shared state of one protocol run."""
+    """What the stages of one CIFAR run share: the config, the device, where models are saved
+    (``out``, ``resume``), progress, the data on the device, the fast network's whitening filters,
+    the data's identity (part of every model's key), the test images' indices in the full test set
+    (a subset), and the models each stage trained."""
 
     cfg: CifarConfig
     device: torch.device
@@ -121,9 +61,51 @@ class CifarRun:
     data_identity: dict[str, Any]
     test_index: Tensor | None
     models: dict[str, list[Trained]] = field(default_factory=dict)
-    results: dict[str, Any] = field(default_factory=dict)
-    timing: dict[str, float] = field(default_factory=dict)
     warmed_up: bool = False
+
+    @classmethod
+    def create(
+        cls,
+        cfg: CifarConfig,
+        device: torch.device,
+        out: Path | None,
+        resume: bool,
+        reporter: Reporter,
+        arrays: CifarArrays,
+    ) -> CifarRun:
+        """Move the configured subsets of ``arrays`` to ``device`` (and fit the fast network's
+        whitening filters to the training images)."""
+        d, K = cfg.data, cfg.num_classes
+        train_idx = balanced_subset(arrays.train_y, d.train_subset, K, d.subset_seed, "train")
+        test_idx = balanced_subset(arrays.test_y, d.test_subset, K, d.subset_seed, "test")
+        normalize = Normalizer(arrays.mean, arrays.std, device, cfg.recipe.channels_last)
+        train_set = DeviceSet.from_arrays(arrays.train_x[train_idx], arrays.train_y[train_idx], device)
+        test_set = DeviceSet.from_arrays(arrays.test_x[test_idx], arrays.test_y[test_idx], device)
+        whitening = None
+        if cfg.model.arch == "fast":
+            whitening = whitening_filters(normalize(train_set.images[:5000]).float())
+        identity = {
+            "dataset": d.dataset,
+            "labels": d.labels,
+            "fingerprint": arrays.fingerprint,
+            "train_subset": d.train_subset,
+            "test_subset": d.test_subset,
+            "subset_seed": d.subset_seed,
+        }
+        subset = d.test_subset > 0 and d.test_subset < len(arrays.test_y)
+        return cls(
+            cfg,
+            device,
+            out,
+            resume,
+            reporter,
+            train_set,
+            test_set,
+            normalize,
+            whitening,
+            identity,
+            torch.from_numpy(test_idx) if subset else None,
+        )
 
     @property
     def y_test(self) -> Tensor:
@@ -131,7 +113,7 @@ class CifarRun:
 
 
 # --------------------------------------------------------------------------------------------
-# Entry point
+# Entry point and driver
 # --------------------------------------------------------------------------------------------
 
 
@@ -149,77 +131,61 @@ def run_cifar(
     ``out_dir``: ``config.toml``, ``results.json`` after each stage, one checkpoint per model.
     """
     cfg.validate()
-    device = torch.device(device)
-    reporter = reporter or Reporter()
-    out = Path(out_dir) if out_dir is not None else None
-    t0 = time.perf_counter()
-    d = cfg.data
-    if arrays is None:
-        arrays = load_cifar(d.dataset, d.path, d.labels, d.cache_dir or None)
-    if arrays.num_classes != cfg.num_classes:
-        raise ValueError(
-            f"the data has {arrays.num_classes} classes, {d.dataset} ({d.labels}) has {cfg.num_classes}"
+    return CifarDriver(cfg, torch.device(device), out_dir, resume, reporter, arrays).run()
+
+
+class CifarDriver(Driver):
+    """The driver of :func:`run_cifar`: the data on the device, checkpoints per model (not per
+    stage), and the training time and throughput per model at every finish."""
+
+    protocol = CIFAR
+
+    def __init__(
+        self,
+        cfg: CifarConfig,
+        device: torch.device,
+        out_dir: str | Path | None,
+        resume: bool,
+        reporter: Reporter | None,
+        arrays: CifarArrays | None,
+    ):
+        super().__init__(cfg, out_dir, resume, reporter)
+        self.device = device
+        self.arrays = arrays
+
+    def prepare(self) -> dict[str, Any]:
+        d = self.cfg.data
+        arrays = self.arrays or load_cifar(d.dataset, d.path, d.labels, d.cache_dir or None)
+        if arrays.num_classes != self.cfg.num_classes:
+            raise ValueError(
+                f"the data has {arrays.num_classes} classes, "
+                f"{d.dataset} ({d.labels}) has {self.cfg.num_classes}"
+            )
+        run = self.context = CifarRun.create(
+            self.cfg, self.device, self.out, self.resume, self.reporter, arrays
         )
-    run = _make_run(cfg, device, out, resume, reporter, arrays)
-    run.timing["data"] = time.perf_counter() - t0
-    run.results = {
-        "schema": SCHEMA_VERSION,
-        "mode": "cifar",
-        "config": cfg.to_dict(),
-        "config_hash": cfg.config_hash(),
-        "environment": environment(cfg, device),
-        "data": _data_summary(run, arrays),
-    }
-    if out is not None:
-        atomic_write_text(out / "config.toml", cfg.to_toml())
-    for stage in resolve_stages(cfg.protocol.stages):
-        t = time.perf_counter()
-        run.results[stage] = STAGE_FUNCTIONS[stage](run)
-        run.timing[stage] = time.perf_counter() - t
-        reporter.stage_finished(stage, run.timing[stage])
-        _finish(run, t0, complete=False)
-    return _finish(run, t0, complete=True)
+        return {
+            "mode": "cifar",
+            "config": self.cfg.to_dict(),
+            "config_hash": self.cfg.config_hash(),
+            "environment": environment(self.cfg, self.device),
+            "data": _data_summary(run, arrays),
+        }
 
+    def compute(self, stage: str) -> tuple[dict[str, Any], dict[str, Any]]:
+        """A CIFAR stage returns its part; its models stay in ``run.models`` for later stages."""
+        return super().compute(stage), {}
 
-def _make_run(
-    cfg: CifarConfig,
-    device: torch.device,
-    out: Path | None,
-    resume: bool,
-    reporter: Reporter,
-    arrays: CifarArrays,
-) -> CifarRun:
-    d, K = cfg.data, cfg.num_classes
-    train_idx = balanced_subset(arrays.train_y, d.train_subset, K, d.subset_seed, "train")
-    test_idx = balanced_subset(arrays.test_y, d.test_subset, K, d.subset_seed, "test")
-    normalize = Normalizer(arrays.mean, arrays.std, device, cfg.recipe.channels_last)
-    train_set = DeviceSet.from_arrays(arrays.train_x[train_idx], arrays.train_y[train_idx], device)
-    test_set = DeviceSet.from_arrays(arrays.test_x[test_idx], arrays.test_y[test_idx], device)
-    whitening = None
-    if cfg.model.arch == "fast":
-        whitening = whitening_filters(normalize(train_set.images[:5000]).float())
-    identity = {
-        "dataset": d.dataset,
-        "labels": d.labels,
-        "fingerprint": arrays.fingerprint,
-        "train_subset": d.train_subset,
-        "test_subset": d.test_subset,
-        "subset_seed": d.subset_seed,
-    }
-    subset = d.test_subset > 0 and d.test_subset < len(arrays.test_y)
-    return CifarRun(
-        cfg,
-        device,
-        out,
-        resume,
-        reporter,
-        train_set,
-        test_set,
-        normalize,
-        whitening,
-        identity,
-        torch.from_numpy(test_idx) if subset else None,
-    )
+    def timing_details(self) -> dict[str, Any]:
+        per_model: dict[str, float] = {}
+        throughput: dict[str, float] = {}
+        for stage, models in self.context.models.items():
+            trained = [m.record for m in models if not m.cached]
+            rec = trained or [m.record for m in models]
+            if rec:
+                per_model[stage] = float(np.mean([r["train_seconds"] for r in rec]))
+                throughput[stage] = float(np.mean([r["images_per_second"] for r in rec]))
+        return {"seconds_per_model": per_model, "images_per_second": throughput}
 
 
 def environment(cfg: CifarConfig, device: torch.device) -> dict[str, Any]:
@@ -227,7 +193,7 @@ def environment(cfg: CifarConfig, device: torch.device) -> dict[str, Any]:
         "device": str(device),
         "precision": "bfloat16 autocast" if use_bf16(cfg.recipe, device) else "float32",
         "channels_last": cfg.recipe.channels_last,
-        **results.host_environment(device),
+        **host_environment(device),
     }
     if device.type == "cuda":
         env["cuda"] = torch.version.cuda
@@ -251,184 +217,12 @@ def _data_summary(run: CifarRun, arrays: CifarArrays) -> dict[str, Any]:
     return s
 
 
-def _finish(run: CifarRun, t0: float, complete: bool) -> dict[str, Any]:
-    per_model: dict[str, float] = {}
-    throughput: dict[str, float] = {}
-    for stage, models in run.models.items():
-        trained = [m.record for m in models if not m.cached]
-        rec = trained or [m.record for m in models]
-        if rec:
-            per_model[stage] = float(np.mean([r["train_seconds"] for r in rec]))
-            throughput[stage] = float(np.mean([r["images_per_second"] for r in rec]))
-    run.results["timing"] = {
-        **run.timing,
-        "seconds_per_model": per_model,
-        "images_per_second": throughput,
-        "total": time.perf_counter() - t0,
-    }
-    run.results["complete"] = complete
-    if run.out is not None:
-        write_json(run.out / "results.json", run.results)
-    return run.results
-
-
-# --------------------------------------------------------------------------------------------
-# Training a model, with its checkpoint
-# --------------------------------------------------------------------------------------------
-
-
-def model_key(parts: dict[str, Any]) -> str:
-    """A 16-hex-digit hash of what determines a trained model."""
-    return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:16]
-
-
-def _base_identity(run: CifarRun) -> dict[str, Any]:
-    c = run.cfg
-    return {
-        "data": run.data_identity,
-        "model": c.to_dict()["model"],
-        "recipe": c.to_dict()["recipe"],
-        "seed": c.seed,
-    }
-
-
-def _new_net(run: CifarRun, init_seed: int, first_in: dict[int, int] | None = None) -> StagedNet:
-    c = run.cfg
-    return build_net(
-        c.model.arch,
-        c.num_classes,
-        init_seed,
-        fast_width=c.model.fast_width,
-        whitening=run.whitening,
-        first_in=first_in,
-    )
-
-
-def _checkpoint(run: CifarRun, stage: str, index: int) -> Path | None:
-    return None if run.out is None else run.out / "models" / stage / f"{index:03d}.pt"
-
-
-def _fit(
-    run: CifarRun,
-    stage: str,
-    index: int,
-    label: str,
-    key_parts: dict[str, Any],
-    build: Callable[[], nn.Module],
-    loss: Callable[[], LossFn],
-    epochs: float | None = None,
-    extra: Callable[[nn.Module], dict[str, Tensor]] | None = None,
-    keep_net: bool = False,
-) -> Trained:
-    """Train the model ``build()`` with ``loss()`` (or load it from its checkpoint) and evaluate it.
-
-    ``extra(net)`` returns more test tensors to keep (e.g. each sub-network's logits).
-    ``keep_net``: return the network (else only its logits and record, to free memory).
-    """
-    c = run.cfg
-    key = model_key({**_base_identity(run), **key_parts, "stage": stage, "index": index})
-    ckpt = _checkpoint(run, stage, index)
-    run.reporter.model_started(stage, index, label)
-    if run.resume and ckpt is not None and ckpt.exists():
-        saved = load_tensors(ckpt)
-        if saved.get("key") == key:
-            net = None
-            if keep_net:
-                net = prepare(build(), c.recipe, run.device)
-                net.load_state_dict(saved["state_dict"])
-                net.eval()
-            record = saved["record"]
-            run.reporter.model_finished(
-                stage, index, record["test_accuracy"], record["train_seconds"], cached=True
-            )
-            return Trained(stage, index, net, saved["test_logits"], record, key, cached=True)
-    net = prepare(build(), c.recipe, run.device)
-    _warm_up(run)
-    gen = generator(c.seed, stage, index, "data")
-
-    def progress(step: int, total: int, ips: float) -> None:
-        run.reporter.model_progress(stage, index, step, total, ips)
-
-    stats = train_model(
-        net, run.train_set, run.normalize, c.recipe, gen, loss(), epochs=epochs, progress=progress
-    )
-    test_logits = predict(net, run.test_set, run.normalize, c.recipe)
-    record = _record(stats, accuracy(test_logits, run.y_test))
-    extras = extra(net) if extra is not None else {}
-    record.update({k: v.tolist() if isinstance(v, Tensor) else v for k, v in extras.items()})
-    if ckpt is not None:
-        save_tensors(
-            ckpt,
-            {
-                "key": key,
-                "state_dict": net.state_dict(),
-                "test_logits": test_logits,
-                "record": record,
-                "config": c.to_dict(),
-            },
-        )
-    run.reporter.model_finished(stage, index, record["test_accuracy"], stats.seconds, cached=False)
-    return Trained(stage, index, net if keep_net else None, test_logits, record, key, cached=False)
-
-
-def _record(stats: TrainStats, acc: float) -> dict[str, Any]:
-    return {
-        "test_accuracy": acc,
-        "train_seconds": stats.seconds,
-        "images_per_second": stats.images_per_second,
-        "steps": stats.steps,
-        "epochs": stats.epochs,
-        "final_train_loss": stats.final_loss,
-        "train_accuracy": stats.train_accuracy,
-    }
-
-
-def _warm_up(run: CifarRun) -> None:
-    """Before the first timed model: ``warmup_steps`` optimizer steps of a throw-away model."""
-    steps = run.cfg.protocol.warmup_steps
-    if run.warmed_up or steps == 0:
-        return
-    run.warmed_up = True
-    c = run.cfg
-    net = prepare(_new_net(run, derive_seed(c.seed, "warmup", "init")), c.recipe, run.device)
-    gen = generator(c.seed, "warmup", "data")
-    train_model(
-        net, run.train_set, run.normalize, c.recipe, gen, LabelLoss(c.recipe.label_smoothing), max_steps=steps
-    )
-    predict(net, run.test_set, run.normalize, c.recipe)
-
-
-def _models_json(models: list[Trained], run: CifarRun) -> dict[str, Any]:
-    """The per-model lists every method reports."""
-    recs = [m.record for m in models]
-    acc = [r["test_accuracy"] for r in recs]
-    out: dict[str, Any] = {
-        "test_accuracy": acc,
-        "test_error": {"all": [1.0 - a for a in acc]},
-        "accuracy_mean": float(np.mean(acc)),
-        "accuracy_std": float(np.std(acc, ddof=1)) if len(acc) > 1 else 0.0,
-    }
-    for key in (
-        "train_seconds",
-        "images_per_second",
-        "steps",
-        "epochs",
-        "final_train_loss",
-        "train_accuracy",
-    ):
-        out[key] = [r[key] for r in recs]
-    out["cached"] = [m.cached for m in models]
-    out["checkpoints"] = [
-        f"models/{m.stage}/{m.index:03d}.pt" if run.out is not None else None for m in models
-    ]
-    return out
-
-
 # --------------------------------------------------------------------------------------------
 # Stages
 # --------------------------------------------------------------------------------------------
 
 
+@implements(CIFAR, "single")
 def stage_single(run: CifarRun) -> dict[str, Any]:
     c = run.cfg
     S = c.protocol.seeds
@@ -436,19 +230,19 @@ def stage_single(run: CifarRun) -> dict[str, Any]:
     models = []
     for i in range(S):
         seed = derive_seed(c.seed, "single", i, "init")
-        t = _fit(
+        t = fit(
             run,
             "single",
             i,
             f"single {i + 1}/{S}",
             {"init": seed},
-            lambda seed=seed: _new_net(run, seed),
+            lambda seed=seed: new_net(run, seed),
             lambda: LabelLoss(c.recipe.label_smoothing),
             keep_net=True,
         )
         models.append(t)
     run.models["single"] = models
-    out = _models_json(models, run)
+    out = models_json(models, run)
     out["init_seeds"] = [derive_seed(c.seed, "single", i, "init") for i in range(S)]
     return out
 
@@ -477,11 +271,13 @@ def _ensemble_part(run: CifarRun, logits: Tensor) -> dict[str, Any]:
     }
 
 
+@implements(CIFAR, "ensemble")
 def stage_ensemble(run: CifarRun) -> dict[str, Any]:
     logits = torch.stack([m.test_logits for m in run.models["single"]])
     return _ensemble_part(run, logits)
 
 
+@implements(CIFAR, "training_average")
 def stage_training_average(run: CifarRun) -> dict[str, Any]:
     c, p = run.cfg, run.cfg.protocol
     K, G = p.K, p.training_average_models
@@ -491,13 +287,13 @@ def stage_training_average(run: CifarRun) -> dict[str, Any]:
         seeds = [derive_seed(c.seed, "training_average", g, "member", j, "init") for j in range(K)]
 
         def build(seeds: list[int] = seeds) -> nn.Module:
-            return AverageNet([_new_net(run, s) for s in seeds])
+            return AverageNet([new_net(run, s) for s in seeds])
 
         def members(net: nn.Module) -> dict[str, Tensor]:
             sub = predict(net.member_logits, run.test_set, run.normalize, c.recipe)  # (K, N, k)
             return {"sub_network_accuracy": torch.tensor([accuracy(s, run.y_test) for s in sub])}
 
-        t = _fit(
+        t = fit(
             run,
             "training_average",
             g,
@@ -509,7 +305,7 @@ def stage_training_average(run: CifarRun) -> dict[str, Any]:
         )
         models.append(t)
     run.models["training_average"] = models
-    out = _models_json(models, run)
+    out = models_json(models, run)
     out["K"] = K
     out["sub_network_accuracy"] = [m.record.get("sub_network_accuracy") for m in models]
     return out
@@ -532,6 +328,7 @@ def teacher_forward(teacher: Teacher) -> Callable[[Tensor], Tensor]:
     return forward
 
 
+@implements(CIFAR, "kd")
 def stage_kd(run: CifarRun) -> dict[str, Any]:
     c, p = run.cfg, run.cfg.protocol
     singles = run.models["single"]
@@ -555,23 +352,24 @@ def stage_kd(run: CifarRun) -> dict[str, Any]:
             "t": p.kd_t,
             "T": p.kd_temperature,
         }
-        t = _fit(
+        t = fit(
             run,
             "kd",
             i,
             f"KD student {i + 1}/{M}",
             parts,
-            lambda seed=seed: _new_net(run, seed),
+            lambda seed=seed: new_net(run, seed),
             kd_loss,
         )
         models.append(t)
     run.models["kd"] = models
-    out = _models_json(models, run)
+    out = models_json(models, run)
     out["teacher"] = {"members": len(singles), "combine": p.ensemble_combine}
     out["t"], out["temperature"] = p.kd_t, p.kd_temperature
     return out
 
 
+@implements(CIFAR, "self_kd")
 def stage_self_kd(run: CifarRun) -> dict[str, Any]:
     c, p = run.cfg, run.cfg.protocol
     singles = run.models["single"]
@@ -580,18 +378,18 @@ def stage_self_kd(run: CifarRun) -> dict[str, Any]:
     for i, teacher_model in enumerate(singles):
         seed = derive_seed(c.seed, "self_kd", i, "init")
         parts = {"init": seed, "teacher": teacher_model.key, "t": p.kd_t, "T": p.kd_temperature}
-        t = _fit(
+        t = fit(
             run,
             "self_kd",
             i,
             f"self-KD student {i + 1}/{len(singles)}",
             parts,
-            lambda seed=seed: _new_net(run, seed),
+            lambda seed=seed: new_net(run, seed),
             lambda net=teacher_model.net: KDLoss(_teacher(run, [net]), p.kd_t, p.kd_temperature),
         )
         models.append(t)
     run.models["self_kd"] = models
-    out = _models_json(models, run)
+    out = models_json(models, run)
     out["teacher_accuracy"] = [m.record["test_accuracy"] for m in singles]
     out["t"], out["temperature"] = p.kd_t, p.kd_temperature
     logits = torch.stack([m.test_logits for m in models])
@@ -599,11 +397,13 @@ def stage_self_kd(run: CifarRun) -> dict[str, Any]:
     return out
 
 
+@implements(CIFAR, "ensemble_of_kd")
 def stage_ensemble_of_kd(run: CifarRun) -> dict[str, Any]:
     logits = torch.stack([m.test_logits for m in run.models["kd"]])
     return _ensemble_part(run, logits)
 
 
+@implements(CIFAR, "channel_split")
 def stage_channel_split(run: CifarRun) -> dict[str, Any]:
     c, p = run.cfg, run.cfg.protocol
     singles = run.models["single"][: p.n_split_seeds]
@@ -644,7 +444,7 @@ def stage_channel_split(run: CifarRun) -> dict[str, Any]:
 
             def build(single: Trained = single, keep: Tensor = keep, seed: int = seed) -> nn.Module:
                 bottom = copy.deepcopy(single.net)
-                return SplitNet(bottom, last, keep, _new_net(run, seed, first_in={last + 1: len(keep)}))
+                return SplitNet(bottom, last, keep, new_net(run, seed, first_in={last + 1: len(keep)}))
 
             parts = {
                 "init": seed,
@@ -654,7 +454,7 @@ def stage_channel_split(run: CifarRun) -> dict[str, Any]:
                 "keep": keep.tolist(),
                 "epochs": epochs,
             }
-            t = _fit(
+            t = fit(
                 run,
                 "channel_split",
                 index,
@@ -668,10 +468,7 @@ def stage_channel_split(run: CifarRun) -> dict[str, Any]:
             logits.append(t.test_logits)
             accs.append(t.record["test_accuracy"])
         part["single"][str(n)] = {
-            "test_accuracy": accs,
-            "test_error": {"all": [1.0 - a for a in accs]},
-            "accuracy_mean": float(np.mean(accs)),
-            "accuracy_std": float(np.std(accs, ddof=1)) if len(accs) > 1 else 0.0,
+            **accuracy_json(accs),
             "train_seconds": [m.record["train_seconds"] for m in trained[-len(singles) :]],
         }
         part["ensemble"][str(n)] = {
@@ -681,6 +478,7 @@ def stage_channel_split(run: CifarRun) -> dict[str, Any]:
     return part
 
 
+@implements(CIFAR, "overlap")
 def stage_overlap(run: CifarRun) -> dict[str, Any]:
     how = run.cfg.protocol.ensemble_combine
 
@@ -691,7 +489,7 @@ def stage_overlap(run: CifarRun) -> dict[str, Any]:
     single = stacked("single")
     assert single is not None
     kd = stacked("kd")
-    return overlap_report(
+    return wrong_set_overlap(
         run.y_test,
         single,
         ens.combine(single, how),
@@ -700,15 +498,3 @@ def stage_overlap(run: CifarRun) -> dict[str, Any]:
         self_kd=stacked("self_kd"),
         ensemble_of_kd=ens.combine(kd, how) if kd is not None else None,
     )
-
-
-STAGE_FUNCTIONS: dict[str, Callable[[CifarRun], dict[str, Any]]] = {
-    "single": stage_single,
-    "ensemble": stage_ensemble,
-    "training_average": stage_training_average,
-    "kd": stage_kd,
-    "self_kd": stage_self_kd,
-    "ensemble_of_kd": stage_ensemble_of_kd,
-    "channel_split": stage_channel_split,
-    "overlap": stage_overlap,
-}

@@ -8,7 +8,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from multiview.cifar.protocol import Reporter
+from multiview.driver import Reporter
 from multiview.terminal import progress_display
 
 METHODS = (
@@ -259,5 +259,5 @@ class RichReporter(Reporter):
         how = "loaded from its checkpoint" if cached else f"{seconds:.1f} s"
         self.console.print(f"  {self.label}: test accuracy {100 * accuracy:.2f}%  [dim]({how})[/dim]")
 
-    def stage_finished(self, stage: str, seconds: float) -> None:
+    def stage_finished(self, stage: str, seconds: float, cached: bool = False) -> None:
         self.console.print(f"[dim]{stage}: {seconds:.1f} s[/dim]")

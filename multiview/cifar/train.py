@@ -21,9 +21,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from multiview import ensemble
-from multiview.cifar.config import Recipe
 from multiview.cifar.pipeline import DeviceSet, Normalizer, draw_epoch, epoch_batches, tta_views
-from multiview.cifar.recipes import lr_factor, make_optimizer, set_lr, steps_per_epoch, total_steps
+from multiview.cifar.recipes import Recipe, lr_factor, steps_per_epoch, total_steps
 from multiview.losses import practical_kd_loss
 
 ProgressFn = Callable[[int, int, float], None]  # (steps done, total steps, images per second)
@@ -115,6 +114,50 @@ class KDLoss:
 
 
 LossFn = Callable[[Tensor, Tensor, Tensor, Tensor], Tensor]
+
+
+# --------------------------------------------------------------------------------------------
+# The optimizer
+# --------------------------------------------------------------------------------------------
+
+
+def param_groups(net: nn.Module, recipe: Recipe) -> list[dict]:
+    """Two groups: BatchNorm biases (``bias_lr_scale`` × the rate, weight decay divided by it so
+    the decay per step is the same) and every other trainable parameter."""
+    lr = recipe.effective_lr()
+    norm_bias_ids = {
+        id(m.bias)
+        for m in net.modules()
+        if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.bias is not None
+    }
+    norm_biases = [p for p in net.parameters() if p.requires_grad and id(p) in norm_bias_ids]
+    others = [p for p in net.parameters() if p.requires_grad and id(p) not in norm_bias_ids]
+    groups = [{"params": others, "lr": lr, "weight_decay": recipe.weight_decay, "base_lr": lr}]
+    if norm_biases:
+        scale = recipe.bias_lr_scale
+        groups.append(
+            {
+                "params": norm_biases,
+                "lr": lr * scale,
+                "weight_decay": recipe.weight_decay / scale,
+                "base_lr": lr * scale,
+            }
+        )
+    return groups
+
+
+def make_optimizer(net: nn.Module, recipe: Recipe) -> torch.optim.SGD:
+    return torch.optim.SGD(
+        param_groups(net, recipe),
+        lr=recipe.effective_lr(),
+        momentum=recipe.momentum,
+        nesterov=recipe.nesterov,
+    )
+
+
+def set_lr(optimizer: torch.optim.Optimizer, factor: float) -> None:
+    for group in optimizer.param_groups:
+        group["lr"] = group["base_lr"] * factor
 
 
 # --------------------------------------------------------------------------------------------

@@ -77,8 +77,10 @@ def sweep(
 
       multiview sweep runs/sweeps/mu_rho --retry-failed
     """
+    from multiview.device import check_device
+    from multiview.settings import ConfigError
     from multiview.sweep.plan import plan
-    from multiview.sweep.spec import SpecError, check_device
+    from multiview.sweep.spec import SpecError
     from multiview.sweep.store import SweepStore
 
     if backend not in BACKENDS:
@@ -88,7 +90,7 @@ def sweep(
     if device is not None:
         try:
             check_device("--device", device)
-        except SpecError as exc:
+        except ConfigError as exc:
             raise typer.BadParameter(str(exc), param_hint="--device") from None
     try:
         spec, root = _load(spec_path, out)
@@ -363,21 +365,22 @@ def phase(
 
     Example: multiview plot phase runs/sweeps/mu_rho --x mu --y rho --metric ensemble_gain
     """
-    from multiview import config as config_mod
+    from multiview.config import SimConfig
+    from multiview.settings import ConfigError, parse_assignment
     from multiview.sweep.collect import build_table
     from multiview.sweep.phase import PhaseError, phase_grid, plot_phase
 
     def key(name: str, hint: str) -> str:
         try:
-            return config_mod.resolve_key(name)
-        except config_mod.ConfigError as exc:
+            return SimConfig.resolve_key(name)
+        except ConfigError as exc:
             raise typer.BadParameter(str(exc), param_hint=hint) from None
 
     pins: dict[str, Any] = {}
     for item in where or []:
         try:
-            k, v = config_mod.parse_assignment(item)
-        except config_mod.ConfigError as exc:
+            k, v = parse_assignment(item)
+        except ConfigError as exc:
             raise typer.BadParameter(str(exc), param_hint="--where") from None
         pins[key(k, "--where")] = v
     try:

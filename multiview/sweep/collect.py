@@ -15,7 +15,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from multiview.results import read_json
+from multiview.files import read_json
 from multiview.sweep.store import DONE, SweepStore
 
 METHODS = ("single", "ensemble", "training_average", "kd", "self_kd", "ensemble_of_kd")

@@ -16,6 +16,7 @@ from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from dataclasses import dataclass
 from pathlib import Path
 
+from multiview.device import resolve_device
 from multiview.sweep.plan import Problem, SweepReport
 from multiview.sweep.runner import Outcome, cpu_count, run_unit
 from multiview.sweep.spec import LocalOptions, Unit
@@ -39,13 +40,9 @@ def layout(options: LocalOptions, n_units: int) -> Layout:
     """Workers and devices: one per GPU when ``device`` is auto/cuda and GPUs exist, else one per core."""
     import torch
 
-    device = options.device
-    if device == "auto":
-        device = "cuda" if torch.cuda.is_available() else "cpu"
+    device = str(resolve_device(options.device, "local.device"))
     cores = cpu_count()
     if device.startswith("cuda"):
-        if not torch.cuda.is_available():
-            raise RuntimeError(f"local.device = {options.device!r}: CUDA is not available on this machine")
         gpus = [device] if ":" in device else [f"cuda:{i}" for i in range(torch.cuda.device_count())]
         workers = options.workers or len(gpus)
         devices = [gpus[i % len(gpus)] for i in range(workers)]

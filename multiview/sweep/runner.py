@@ -15,6 +15,8 @@ import traceback
 from dataclasses import dataclass
 from pathlib import Path
 
+from multiview.device import resolve_device
+from multiview.settings import ConfigError
 from multiview.sweep.spec import Unit
 from multiview.sweep.store import DONE, FAILED, RUNNING, SweepStore
 
@@ -33,15 +35,6 @@ class Outcome:
     error: str = ""
     traceback: str = ""
     device: str = ""
-
-
-def resolve_device(device: str) -> str:
-    """``auto`` → ``cuda`` when a GPU is visible, else ``cpu``."""
-    import torch
-
-    if device == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    return device
 
 
 def cpu_count() -> int:
@@ -92,7 +85,10 @@ def _attempt(
     """One attempt at ``unit`` (its lock held): record the start, run, record the outcome."""
     from multiview.protocol import run_protocol
 
-    dev = resolve_device(device)
+    try:
+        dev = str(resolve_device(device, "device"))
+    except ConfigError:
+        dev = device  # the run below fails on it, and the failure is recorded with the unit
     attempts = store.info(unit.key).get("attempts", 0) + 1
     started = time.time()
     where = {

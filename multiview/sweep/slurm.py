@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from multiview.results import read_json, write_json
+from multiview.files import read_json, write_json
 from multiview.sweep.plan import Problem, SweepReport
 from multiview.sweep.runner import run_unit
 from multiview.sweep.spec import SlurmOptions, Unit

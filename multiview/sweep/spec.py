@@ -38,31 +38,154 @@ Parameter keys are dotted config keys (``data.mu``), nested tables (``[sweep.par
 list is sampled uniformly and a ``{start, stop}`` range continuously (log-uniformly with
 ``log = true``; from its grid when ``num`` or ``step`` is given). A unit is one resolved config
 (the point, the master seed, the stages) with its S model seeds; its key is
-``SimConfig.config_hash()``. Every error names the field and what is allowed.
+``SimConfig.config_hash()``. The three tables are settings sections (:mod:`multiview.settings`):
+every value is converted and checked the way a config's is, and every error names the field and
+what is allowed.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import itertools
 import math
 import random
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
-from multiview import config as config_mod
-from multiview.config import ConfigError, SimConfig
-from multiview.validation import boolean
+from multiview import stages as registry
+from multiview.config import SimConfig, get_preset
+from multiview.device import check_device
+from multiview.settings import (
+    Boolean,
+    ConfigError,
+    Constraint,
+    Integer,
+    NonEmpty,
+    Number,
+    OneOf,
+    Positive,
+    Rule,
+    Section,
+    Settings,
+)
 
 RANGE_KEYS = ("start", "stop", "num", "step", "log")
 MODES = ("grid", "random")
-SECTIONS = ("data", "model", "train", "probes", "protocol")
 
 
-class SpecError(ValueError):
+class SpecError(ConfigError):
     """A sweep spec is invalid; the message names the field (``sweep.parameters.data.mu``)."""
+
+
+# --------------------------------------------------------------------------------------------
+# The spec's tables
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass
+class SweepTable(Section):
+    """``[sweep]``: the base config, what is swept (``parameters``, ``mode``, ``samples``), the
+    master ``seeds`` (a list, or a count), the ``stages`` and where the results go."""
+
+    name: str | None = None
+    preset: str = "default"
+    config: str | None = None
+    out: str | None = None
+    seeds: Any = None
+    stages: tuple[str, ...] | None = None
+    mode: str = "grid"
+    samples: int | None = None
+    sample_seed: int = 0
+    parameters: dict[str, Any] = field(default_factory=dict)
+    set: dict[str, Any] = field(default_factory=dict)
+    keep_stages: bool = True
+
+    section: ClassVar[str] = "sweep"
+    constraints: ClassVar[dict[str, Constraint]] = {
+        "name": NonEmpty(),
+        "preset": NonEmpty(),
+        "config": NonEmpty(),
+        "out": NonEmpty(),
+        "mode": OneOf(MODES),
+        "samples": Integer(1),
+        "sample_seed": Integer(0),
+        "keep_stages": Boolean(),
+    }
+
+    def check(self) -> None:
+        if self.mode == "random" and self.samples is None:
+            raise SpecError(
+                "sweep.samples: mode = 'random' needs the number of points to draw (an integer ≥ 1)"
+            )
+        if self.mode == "grid" and self.samples is not None:
+            raise SpecError("sweep.samples: only used with mode = 'random' (a grid runs every combination)")
+        for name in self.stages or ():
+            try:
+                registry.get(registry.SYNTHETIC, name)
+            except ValueError as exc:
+                raise SpecError(f"sweep.stages: {exc}") from None
+
+
+@dataclass
+class LocalOptions(Section):
+    """Options of the local backend (``[local]``)."""
+
+    workers: int = 0
+    threads: int = 0
+    device: str = "auto"
+
+    section: ClassVar[str] = "local"
+    constraints: ClassVar[dict[str, Constraint]] = {
+        "workers": Integer(0, "0 = one per GPU, else one per CPU core"),
+        "threads": Integer(0, "0 = cores / workers"),
+        "device": Rule(check_device),
+    }
+
+
+@dataclass
+class SlurmOptions(Section):
+    """Options of the SLURM backend (``[slurm]``); passed to ``submitit``."""
+
+    partition: str | None = None
+    time_min: int = 60
+    gpus_per_node: int = 0
+    cpus_per_task: int = 1
+    mem_gb: float = 4.0
+    array_parallelism: int = 64
+    job_name: str = "multiview-sweep"
+    account: str | None = None
+    qos: str | None = None
+    constraint: str | None = None
+    setup: list[str] = field(default_factory=list)
+    additional: dict[str, Any] = field(default_factory=dict)
+    device: str = "auto"
+    threads: int = 0
+    poll_s: float = 5.0
+    folder: str | None = None
+
+    section: ClassVar[str] = "slurm"
+    constraints: ClassVar[dict[str, Constraint]] = {
+        "time_min": Integer(1),
+        "gpus_per_node": Integer(0),
+        "cpus_per_task": Integer(1),
+        "mem_gb": Positive,
+        "array_parallelism": Integer(1),
+        "device": Rule(check_device),
+        "threads": Integer(0),
+        "poll_s": Positive,
+    }
+
+
+@dataclass
+class SpecTables(Settings):
+    """A spec file's three tables."""
+
+    sweep: SweepTable = field(default_factory=SweepTable)
+    local: LocalOptions = field(default_factory=LocalOptions)
+    slurm: SlurmOptions = field(default_factory=SlurmOptions)
+
+    noun: ClassVar[str] = "spec key"
 
 
 # --------------------------------------------------------------------------------------------
@@ -83,37 +206,6 @@ class Unit:
         """``data.mu=0.1 data.rho=0.2 seed=0``."""
         parts = [f"{k}={_short(v)}" for k, v in self.params.items()]
         return " ".join([*parts, f"seed={self.seed}"])
-
-
-@dataclass
-class LocalOptions:
-    """Options of the local backend (``[local]``)."""
-
-    workers: int = 0
-    threads: int = 0
-    device: str = "auto"
-
-
-@dataclass
-class SlurmOptions:
-    """Options of the SLURM backend (``[slurm]``); passed to ``submitit``."""
-
-    partition: str | None = None
-    time_min: int = 60
-    gpus_per_node: int = 0
-    cpus_per_task: int = 1
-    mem_gb: float = 4.0
-    array_parallelism: int = 64
-    job_name: str = "multiview-sweep"
-    account: str | None = None
-    qos: str | None = None
-    constraint: str | None = None
-    setup: list[str] = field(default_factory=list)
-    additional: dict[str, Any] = field(default_factory=dict)
-    device: str = "auto"
-    threads: int = 0
-    poll_s: float = 5.0
-    folder: str | None = None
 
 
 @dataclass
@@ -210,66 +302,41 @@ def parse_spec(text: str, base_dir: str | Path = ".", default_name: str = "sweep
         raw = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise SpecError(f"sweep spec is not valid TOML: {exc}") from None
-    _only(raw, ("sweep", "local", "slurm"), "spec", "top-level tables")
-    sweep = _table(raw, "sweep", "sweep")
-    if not sweep:
+    if not raw.get("sweep"):
         raise SpecError("sweep: the spec needs a [sweep] table (a base preset, [sweep.parameters], seeds)")
-    _only(
-        sweep,
-        (
-            "name",
-            "preset",
-            "config",
-            "out",
-            "seeds",
-            "stages",
-            "mode",
-            "samples",
-            "sample_seed",
-            "parameters",
-            "set",
-            "keep_stages",
-        ),
-        "sweep",
-        "keys",
-    )
-    base_dir = Path(base_dir)
-    name = _string(sweep, "name", "sweep", default_name)
-    base = _base_config(sweep, base_dir)
-    mode = _string(sweep, "mode", "sweep", "grid")
-    if mode not in MODES:
-        raise SpecError(f"sweep.mode = {mode!r}: must be one of {', '.join(MODES)}")
-    samples = _integer(sweep, "samples", "sweep", 0, low=1)
-    if mode == "random" and "samples" not in sweep:
-        raise SpecError("sweep.samples: mode = 'random' needs the number of points to draw (an integer ≥ 1)")
-    if mode == "grid" and "samples" in sweep:
-        raise SpecError("sweep.samples: only used with mode = 'random' (a grid runs every combination)")
-    sample_seed = _integer(sweep, "sample_seed", "sweep", 0, low=0)
+    try:
+        return _spec(SpecTables.from_dict(raw), text, Path(base_dir), default_name)
+    except SpecError:
+        raise
+    except ConfigError as exc:
+        raise SpecError(str(exc)) from None
 
-    parameters = _parameters(_table(sweep, "parameters", "sweep.parameters"), base, mode)
-    if "stages" in sweep:
+
+def _spec(tables: SpecTables, text: str, base_dir: Path, default_name: str) -> SweepSpec:
+    """The spec of validated tables: the base config, the parameters, the seeds."""
+    sweep = tables.sweep
+    name = sweep.name or default_name
+    base = _base_config(sweep, base_dir)
+    parameters = _parameters(sweep.parameters, base, sweep.mode)
+    if sweep.stages is not None:
         if "protocol.stages" in {p.key for p in parameters}:
             raise SpecError("sweep.stages: protocol.stages is also swept in sweep.parameters; keep one")
-        base = _apply(base, {"protocol.stages": _stages(sweep["stages"])}, "sweep.stages")
-    seeds = _seeds(sweep.get("seeds", [base.seed]))
-
+        base = _apply(base, {"protocol.stages": sweep.stages}, "sweep.stages")
     spec = SweepSpec(
         name=name,
         base=base,
         parameters=parameters,
-        seeds=seeds,
-        mode=mode,
-        samples=samples,
-        sample_seed=sample_seed,
-        out=Path(_string(sweep, "out", "sweep", f"runs/sweeps/{name}")),
-        keep_stages=_boolean(sweep, "keep_stages", "sweep", True),
-        local=_options(_table(raw, "local", "local"), LocalOptions, "local"),
-        slurm=_options(_table(raw, "slurm", "slurm"), SlurmOptions, "slurm"),
+        seeds=_seeds(sweep.seeds if sweep.seeds is not None else [base.seed]),
+        mode=sweep.mode,
+        samples=sweep.samples or 0,
+        sample_seed=sweep.sample_seed,
+        out=Path(sweep.out or f"runs/sweeps/{name}"),
+        keep_stages=sweep.keep_stages,
+        local=tables.local,
+        slurm=tables.slurm,
         source=text,
         base_dir=base_dir,
     )
-    _check_local(spec.local)
-    _check_slurm(spec.slurm)
     spec.units()  # every point must be a valid config: fail now, not on the cluster
     return spec
 
@@ -279,22 +346,20 @@ def parse_spec(text: str, base_dir: str | Path = ".", default_name: str = "sweep
 # --------------------------------------------------------------------------------------------
 
 
-def _base_config(sweep: dict[str, Any], base_dir: Path) -> SimConfig:
+def _base_config(sweep: SweepTable, base_dir: Path) -> SimConfig:
     """The preset, then the config file, then ``[sweep.set]``."""
-    preset = _string(sweep, "preset", "sweep", "default")
     try:
-        cfg = config_mod.get_preset(preset)
+        cfg = get_preset(sweep.preset)
     except ConfigError as exc:
         raise SpecError(f"sweep.preset: {exc}") from None
-    if "config" in sweep:
-        path = Path(_string(sweep, "config", "sweep", ""))
+    if sweep.config is not None:
+        path = Path(sweep.config)
         path = path if path.is_absolute() else base_dir / path
         try:
-            cfg = config_mod.load_toml(path, base=cfg)
+            cfg = SimConfig.load_toml(path, base=cfg)
         except ConfigError as exc:
             raise SpecError(f"sweep.config: {exc}") from None
-    fixed = _flatten(_table(sweep, "set", "sweep.set"), "sweep.set")
-    return _apply(cfg, fixed, "sweep.set")
+    return _apply(cfg, _flatten(sweep.set, "sweep.set"), "sweep.set")
 
 
 def _apply(cfg: SimConfig, overrides: dict[str, Any], where: str) -> SimConfig:
@@ -308,18 +373,18 @@ def _flatten(table: dict[str, Any], where: str, ranges: bool = False) -> dict[st
     """``{data: {mu: x}}``, ``{"data.mu": x}`` and ``{mu: x}`` all become ``{"data.mu": x}``."""
     flat: dict[str, Any] = {}
     for key, value in table.items():
-        if key in SECTIONS and isinstance(value, dict) and not (ranges and _is_range(value)):
+        if key in SimConfig.sections() and isinstance(value, dict) and not (ranges and _is_range(value)):
             items = [(f"{key}.{sub}", v) for sub, v in value.items()]
         else:
             items = [(key, value)]
         for name, v in items:
             try:
-                full = config_mod.resolve_key(name)
+                full = SimConfig.resolve_key(name)
             except ConfigError as exc:
                 raise SpecError(f"{where}.{name}: {exc}") from None
-            if full not in config_mod.all_keys():
+            if full not in SimConfig.all_keys():
                 raise SpecError(
-                    f"{where}.{name}: unknown config key; known keys: {', '.join(config_mod.all_keys())}"
+                    f"{where}.{name}: unknown config key; known keys: {', '.join(SimConfig.all_keys())}"
                 )
             if full in flat:
                 raise SpecError(f"{where}.{name}: {full} is given twice")
@@ -365,20 +430,17 @@ def _parameter(where: str, key: str, raw: Any, integer: bool, mode: str) -> Para
     for name in ("start", "stop"):
         if name not in raw:
             raise SpecError(f"{where}: {what}; the range has no {name}")
-        if isinstance(raw[name], bool) or not isinstance(raw[name], (int, float)):
-            raise SpecError(f"{where}.{name} = {raw[name]!r}: must be a number")
+        Number(-math.inf).check(f"{where}.{name}", raw[name], raw)
     start, stop = float(raw["start"]), float(raw["stop"])
     log = raw.get("log", False)
-    boolean(f"{where}.log", log, SpecError)
+    Boolean().check(f"{where}.log", log, raw)
     if log and (start <= 0 or stop <= 0):
         raise SpecError(f"{where}: log = true needs start > 0 and stop > 0")
     if "num" in raw and "step" in raw:
         raise SpecError(f"{where}: give num or step, not both")
     if "num" in raw:
-        num = raw["num"]
-        if isinstance(num, bool) or not isinstance(num, int) or num < 1:
-            raise SpecError(f"{where}.num = {num!r}: must be an integer ≥ 1")
-        values = _spaced(start, stop, num, log)
+        Integer(1).check(f"{where}.num", raw["num"], raw)
+        values = _spaced(start, stop, raw["num"], log)
     elif "step" in raw:
         step = raw["step"]
         if isinstance(step, bool) or not isinstance(step, (int, float)) or step <= 0 or log:
@@ -405,20 +467,6 @@ def _spaced(start: float, stop: float, num: int, log: bool) -> list[float]:
     return [start + (stop - start) * i / (num - 1) for i in range(num)]
 
 
-def _stages(raw: Any) -> tuple[str, ...]:
-    if isinstance(raw, str):
-        raw = [s.strip() for s in raw.split(",") if s.strip()]
-    if not isinstance(raw, list) or not raw or not all(isinstance(s, str) for s in raw):
-        raise SpecError(
-            f"sweep.stages = {raw!r}: must be a non-empty list of stage names "
-            f"({', '.join(config_mod.STAGES)})"
-        )
-    for s in raw:
-        if s not in config_mod.STAGES:
-            raise SpecError(f"sweep.stages: unknown stage {s!r}; choose from {', '.join(config_mod.STAGES)}")
-    return tuple(raw)
-
-
 def _seeds(raw: Any) -> list[int]:
     what = "must be a non-empty list of distinct integers ≥ 0, or a count ≥ 1"
     if isinstance(raw, int) and not isinstance(raw, bool):
@@ -435,117 +483,14 @@ def _seeds(raw: Any) -> list[int]:
     return list(raw)
 
 
-def _options(table: dict[str, Any], kind: type, where: str) -> Any:
-    """Build an options dataclass; each value is checked against the field's default type."""
-    fields = {f.name: f for f in dataclasses.fields(kind)}
-    out = kind()
-    for key, value in table.items():
-        if key not in fields:
-            raise SpecError(f"{where}.{key}: unknown option; {where} has {', '.join(fields)}")
-        default = getattr(out, key)
-        ftype = str(fields[key].type)
-        ok = True
-        if ftype.startswith("int"):
-            ok = isinstance(value, int) and not isinstance(value, bool)
-        elif ftype.startswith("float"):
-            ok = isinstance(value, (int, float)) and not isinstance(value, bool)
-            value = float(value) if ok else value
-        elif ftype.startswith("str"):
-            ok = isinstance(value, str)
-        elif ftype.startswith("list"):
-            ok = isinstance(value, list) and all(isinstance(v, str) for v in value)
-        elif ftype.startswith("dict"):
-            ok = isinstance(value, dict)
-        if not ok:
-            expected = {
-                "int": "an integer",
-                "flo": "a number",
-                "str": "a string",
-                "lis": "a list of strings",
-                "dic": "a table",
-            }[ftype[:3]]
-            raise SpecError(f"{where}.{key} = {value!r}: must be {expected} (default {default!r})")
-        setattr(out, key, value)
-    return out
-
-
-def _check_local(o: LocalOptions) -> None:
-    if o.workers < 0:
-        raise SpecError(f"local.workers = {o.workers}: must be ≥ 0 (0 = one per GPU, else one per CPU core)")
-    if o.threads < 0:
-        raise SpecError(f"local.threads = {o.threads}: must be ≥ 0 (0 = cores / workers)")
-    check_device("local.device", o.device)
-
-
-def _check_slurm(o: SlurmOptions) -> None:
-    for name, low in (
-        ("time_min", 1),
-        ("gpus_per_node", 0),
-        ("cpus_per_task", 1),
-        ("array_parallelism", 1),
-        ("threads", 0),
-    ):
-        if getattr(o, name) < low:
-            raise SpecError(f"slurm.{name} = {getattr(o, name)}: must be an integer ≥ {low}")
-    if o.mem_gb <= 0:
-        raise SpecError(f"slurm.mem_gb = {o.mem_gb}: must be > 0")
-    if o.poll_s <= 0:
-        raise SpecError(f"slurm.poll_s = {o.poll_s}: must be > 0")
-    check_device("slurm.device", o.device)
-
-
-def check_device(where: str, device: str) -> None:
-    """Raise :class:`SpecError` unless ``device`` is auto, cpu, cuda or cuda:N."""
-    kind = device.split(":")[0]
-    if kind not in ("auto", "cpu", "cuda") or (
-        ":" in device and (kind != "cuda" or not device[5:].isdigit())
-    ):
-        raise SpecError(f"{where} = {device!r}: must be auto, cpu, cuda or cuda:N")
-
-
 # --------------------------------------------------------------------------------------------
 # Small helpers
 # --------------------------------------------------------------------------------------------
 
 
-def _only(table: dict[str, Any], allowed: tuple[str, ...], where: str, what: str) -> None:
-    for key in table:
-        if key not in allowed:
-            raise SpecError(f"{where}.{key}: unknown; allowed {what}: {', '.join(allowed)}")
-
-
-def _table(raw: dict[str, Any], key: str, where: str) -> dict[str, Any]:
-    value = raw.get(key, {})
-    if not isinstance(value, dict):
-        raise SpecError(f"{where} = {value!r}: must be a table ([{where}])")
-    return value
-
-
-def _string(table: dict[str, Any], key: str, where: str, default: str) -> str:
-    value = table.get(key, default)
-    if not isinstance(value, str) or (key in table and not value):
-        raise SpecError(f"{where}.{key} = {value!r}: must be a non-empty string")
-    return value
-
-
-def _integer(table: dict[str, Any], key: str, where: str, default: int, low: int) -> int:
-    value = table.get(key, default)
-    if key in table and (isinstance(value, bool) or not isinstance(value, int) or value < low):
-        raise SpecError(f"{where}.{key} = {value!r}: must be an integer ≥ {low}")
-    return value
-
-
-def _boolean(table: dict[str, Any], key: str, where: str, default: bool) -> bool:
-    value = table.get(key, default)
-    boolean(f"{where}.{key}", value, SpecError)
-    return value
-
-
 def _get_path(cfg: SimConfig, key: str) -> Any:
-    obj: Any = cfg
-    for part in key.split("."):
-        obj = getattr(obj, part)
-    return list(obj) if isinstance(obj, tuple) else obj
+    value = cfg.get(key)
+    return list(value) if isinstance(value, tuple) else value
 
 
 def _dedupe(values: list[Any]) -> list[Any]:

@@ -32,7 +32,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from multiview.results import atomic_write_text, read_json, write_json
+from multiview.files import atomic_write_text, read_json, write_json
 
 DONE, FAILED, RUNNING, PENDING = "done", "failed", "running", "pending"
 

@@ -19,17 +19,15 @@ import time
 
 import torch
 
-from multiview import precision, protocol
 from multiview.cli import build_config
-from multiview.data import MultiViewDistribution
-from multiview.results import load_tensors
+from multiview.protocol import load_stage, run_stage
+from multiview.run import Run, Trainer, learned
+from multiview.train import TrainResult
+from multiview.train import train as base_train
 
 
-def _install_diag(run, every: int) -> None:
-    """Wrap protocol.train so that training runs in segments with a line of statistics after each."""
-    from multiview.train import TrainResult
-    from multiview.train import train as base_train
-
+def diagnosing_trainer(run: Run, every: int) -> Trainer:
+    """A trainer that trains in segments of ``every`` steps with a line of statistics after each."""
     y, single = run.train.y, run.train.single
 
     def seg_train(
@@ -45,8 +43,8 @@ def _install_diag(run, every: int) -> None:
                 logits, _ = learner.forward(X)
             own = logits.gather(-1, y.expand(logits.shape[0], -1)[..., None]).squeeze(-1)
             wrong = logits.scatter(-1, y.expand(logits.shape[0], -1)[..., None], float("-inf")).max(-1).values
-            _, _, learned = protocol._learned(run, learner.weights)
-            nv = learned.sum(-1).float()
+            _, _, views = learned(learner.weights, run.dist, run.cfg)
+            nv = views.sum(-1).float()
             print(
                 f"step {done:5d} acc {[round(float(x), 3) for x in r.final_train_accuracy]} "
                 f"Fy(multi) {[round(float(x), 1) for x in own[:, ~single].mean(1)]} "
@@ -71,7 +69,7 @@ def _install_diag(run, every: int) -> None:
             history=last.history,
         )
 
-    protocol.train = seg_train
+    return seg_train
 
 
 def main() -> None:
@@ -87,30 +85,21 @@ def main() -> None:
     a = ap.parse_args()
 
     cfg = build_config("paper", None, a.set)
-    device = torch.device("cpu")
-    dtype = torch.float32
-    precision.configure(cfg.train, device)
-    dist = MultiViewDistribution(cfg.data, cfg.seed)
-    train_b = dist.sample(cfg.data.n_train, "train", device, dtype)
-    test_b = dist.sample(cfg.data.n_test, "test", device, dtype)
-    run = protocol.Run(cfg, device, dtype, dist, train_b, test_b, protocol.Reporter())
-    saved = load_tensors(a.single)
-    assert saved["config_hash"] == protocol.stage_hash(cfg, "single"), "single stage does not match config"
-    single = dict(saved["tensors"])
+    single = dict(load_stage(a.single, cfg, "single"))  # the full run's single models
     S = a.students
     if a.stage == "self_kd":
         single = {
             k: (v[:S] if torch.is_tensor(v) and v.shape[0] == cfg.n_seeds else v) for k, v in single.items()
         }
-    run.tensors["single"] = single
     cfg_s = dataclasses.replace(cfg, n_seeds=S)
     if a.step_rule:
         cfg_s = dataclasses.replace(cfg_s, train=dataclasses.replace(cfg_s.train, step=a.step_rule))
-    run.cfg = cfg_s
+    run = Run.create(cfg_s, "cpu")  # the same data as the full run: it depends on [data] and the seed
+    run.tensors["single"] = single
     if a.diag:
-        _install_diag(run, a.diag)
+        run.trainer = diagnosing_trainer(run, a.diag)
     t = time.perf_counter()
-    part, _ = protocol.STAGE_FUNCTIONS[a.stage](run)
+    part, _ = run_stage(run, a.stage)
     secs = time.perf_counter() - t
     v = part["views"]
     mu = cfg.data.mu

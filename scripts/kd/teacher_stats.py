@@ -7,8 +7,8 @@ import torch
 
 from multiview.config import get_preset
 from multiview.data import MultiViewDistribution
+from multiview.driver import load_tensors
 from multiview.losses import truncated_tempered_probs
-from multiview.results import load_tensors
 
 cfg = get_preset("paper")
 dist = MultiViewDistribution(cfg.data, cfg.seed)

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import pytest
 
+from multiview import stages
 from multiview.cifar import config as cfg_mod
-from multiview.cifar.config import CifarConfig, ConfigError
-from multiview.cifar.protocol import resolve_stages
+from multiview.cifar.config import CifarConfig
+from multiview.settings import ConfigError, parse_sets
 
 
 def test_recipes_fill_the_recipe_section():
@@ -22,9 +23,7 @@ def test_recipes_fill_the_recipe_section():
 def test_overrides_bare_and_dotted_and_lists():
     cfg = cfg_mod.build(
         "paper",
-        cfg_mod.parse_sets(
-            ["lr=0.05", "recipe.schedule=cosine", "stages=single,ensemble", "channel_split_n=[1, 2]"]
-        ),
+        parse_sets(["lr=0.05", "recipe.schedule=cosine", "stages=single,ensemble", "channel_split_n=[1, 2]"]),
     )
     assert cfg.recipe.lr == 0.05 and cfg.recipe.schedule == "cosine"
     assert cfg.protocol.stages == ("single", "ensemble") and cfg.protocol.channel_split_n == (1, 2)
@@ -68,19 +67,19 @@ def test_toml_round_trip_and_hash(tmp_path):
     cfg = cfg_mod.build("paper", {"seeds": 4, "lr": 0.07, "data.path": "/x", "channel_split_n": [2, 4]})
     path = tmp_path / "config.toml"
     path.write_text(cfg.to_toml())
-    back = cfg_mod.load_toml(path)
+    back = CifarConfig.load_toml(path)
     assert back.to_dict() == cfg.to_dict() and back.config_hash() == cfg.config_hash()
     moved = cfg.with_overrides({"data.path": "/elsewhere", "data.cache_dir": "/tmp/c"})
     assert moved.config_hash() == cfg.config_hash()  # where the data lives does not change results
     assert cfg.with_overrides({"seed": 1}).config_hash() != cfg.config_hash()
     (tmp_path / "bad.toml").write_text("[recipe]\nlr = 'fast'\n")
     with pytest.raises(ConfigError, match="recipe.lr = 'fast': expected a number"):
-        cfg_mod.load_toml(tmp_path / "bad.toml")
+        CifarConfig.load_toml(tmp_path / "bad.toml")
 
 
 def test_stage_prerequisites_and_counts():
-    assert resolve_stages(["ensemble_of_kd"]) == ["single", "kd", "ensemble_of_kd"]
-    assert resolve_stages(["overlap", "training_average"]) == [
+    assert stages.resolve(stages.CIFAR, ["ensemble_of_kd"]) == ["single", "kd", "ensemble_of_kd"]
+    assert stages.resolve(stages.CIFAR, ["overlap", "training_average"]) == [
         "single",
         "ensemble",
         "training_average",

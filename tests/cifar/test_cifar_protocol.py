@@ -12,9 +12,9 @@ import torch
 
 from multiview import ensemble as ens
 from multiview.cifar import config as cfg_mod
-from multiview.cifar.protocol import Reporter, run_cifar
+from multiview.cifar.protocol import run_cifar
 from multiview.cifar.train import accuracy
-from multiview.results import load_tensors
+from multiview.driver import Reporter, load_tensors
 
 S, K_AVG, N_TRAIN, N_TEST = 2, 2, 400, 200
 METHODS = ("single", "ensemble", "training_average", "kd", "self_kd", "ensemble_of_kd")
@@ -81,7 +81,7 @@ def test_results_json_has_the_schema(run):
     t = saved["timing"]
     assert set(t["seconds_per_model"]) == {"single", "training_average", "kd", "self_kd", "channel_split"}
     assert all(v > 0 for v in t["seconds_per_model"].values()) and t["total"] > 0
-    assert cfg_mod.load_toml(out / "config.toml").config_hash() == cfg.config_hash()
+    assert cfg_mod.CifarConfig.load_toml(out / "config.toml").config_hash() == cfg.config_hash()
 
 
 def test_every_model_has_a_checkpoint_and_the_numbers_follow_from_them(run, real_arrays):

@@ -10,8 +10,17 @@ import torch.nn.functional as F
 
 from multiview.cifar.nets import build_net
 from multiview.cifar.pipeline import DeviceSet, Normalizer
-from multiview.cifar.recipes import lr_factor, make_optimizer, recipe_named, total_steps
-from multiview.cifar.train import KDLoss, LabelLoss, Teacher, accuracy, predict, prepare, train_model
+from multiview.cifar.recipes import lr_factor, recipe_named, total_steps
+from multiview.cifar.train import (
+    KDLoss,
+    LabelLoss,
+    Teacher,
+    accuracy,
+    make_optimizer,
+    predict,
+    prepare,
+    train_model,
+)
 from multiview.losses import practical_kd_loss
 
 CPU = torch.device("cpu")

@@ -9,7 +9,7 @@ import os
 import pandas as pd
 from sweep_helpers import flat, run_cli, write_spec
 
-from multiview.results import read_json
+from multiview.files import read_json
 from multiview.sweep.collect import METRICS, build_table
 from multiview.sweep.store import SweepStore
 

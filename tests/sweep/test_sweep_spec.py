@@ -106,13 +106,16 @@ BAD = [
     ('mode = "lhs"\n[sweep.parameters]\nmu = [0.1]', "sweep.mode = 'lhs': must be one of grid, random"),
     ('mode = "random"\n[sweep.parameters]\nmu = [0.1]', "sweep.samples: mode = 'random' needs"),
     ("samples = 3\n[sweep.parameters]\nmu = [0.1]", "sweep.samples: only used with mode = 'random'"),
-    ("bogus = 1\n[sweep.parameters]\nmu = [0.1]", "sweep.bogus: unknown"),
+    ("bogus = 1\n[sweep.parameters]\nmu = [0.1]", "unknown spec key 'sweep.bogus'"),
     ('[sweep.set]\n"data.mu" = 5\n[sweep.parameters]\nrho = [0.1]', "sweep.set: data.mu = 5"),
-    ("[sweep.parameters]\nmu = [0.1]\n[slurm]\ntime_min = 0", "slurm.time_min = 0: must be an integer ≥ 1"),
-    ("[sweep.parameters]\nmu = [0.1]\n[slurm]\npartition = 3", "slurm.partition = 3: must be a string"),
-    ("[sweep.parameters]\nmu = [0.1]\n[slurm]\ngpus = 1", "slurm.gpus: unknown option"),
+    ("[sweep.parameters]\nmu = [0.1]\n[slurm]\ntime_min = 0", "slurm.time_min = 0: must be at least 1"),
+    (
+        "[sweep.parameters]\nmu = [0.1]\n[slurm]\npartition = 3",
+        "slurm.partition = 3: expected a string or none",
+    ),
+    ("[sweep.parameters]\nmu = [0.1]\n[slurm]\ngpus = 1", "unknown spec key 'slurm.gpus'"),
     ('[sweep.parameters]\nmu = [0.1]\n[local]\ndevice = "tpu"', "local.device = 'tpu'"),
-    ("[sweep.parameters]\nmu = [0.1]\n[cluster]\nx = 1", "spec.cluster: unknown"),
+    ("[sweep.parameters]\nmu = [0.1]\n[cluster]\nx = 1", "unknown spec key 'cluster'"),
 ]
 
 

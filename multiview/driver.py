@@ -1,0 +1,224 @@
+"""The skeleton every protocol runs: header, ``config.toml``, the stage loop with checkpoints,
+``results.json`` after every stage, and the finish.
+
+A protocol (the simulator's in :mod:`multiview.protocol`, CIFAR's in
+:mod:`multiview.cifar.protocol`) subclasses :class:`Driver`: it builds its context and the header
+of its results (:meth:`Driver.prepare`), and its stage functions, registered with
+:func:`implements`, fill in the rest. The driver runs the requested stages and what they need, in
+registry order (:mod:`multiview.stages`); with an output folder it writes ``config.toml`` first,
+a checkpoint per stage where the protocol keys one (``stages/<name>.pt``), and ``results.json``
+(atomically) after every stage, so an interrupted run resumes from its last finished stage.
+
+Top-level keys of ``results.json``: ``schema``, the protocol's header (``mode`` for CIFAR,
+``config``, ``config_hash``, ``environment``, ``data``), one key per stage, the protocol's
+summary (the simulator's ``views`` and ``bounds``), ``timing`` (seconds per stage) and
+``complete``.
+"""
+
+from __future__ import annotations
+
+import io
+import platform
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, ClassVar, TypeVar
+
+import torch
+
+from multiview import stages
+from multiview.files import atomic_write_bytes, atomic_write_text, write_json
+from multiview.settings import Settings
+
+SCHEMA_VERSION = 1
+
+
+class Reporter:
+    """Receives a run's progress; silent by default (the command lines show progress bars).
+
+    ``stage_started``: a stage, or one training inside it, begins (``total``: its steps in the
+    simulator, its models in CIFAR); ``step``: a simulator training step; ``model_*``: a CIFAR
+    model starts, advances, ends; ``stage_finished``: a stage ends (``cached``: loaded from its
+    checkpoint).
+    """
+
+    def stage_started(self, stage: str, total: int) -> None: ...
+
+    def step(self, stage: str, step: int, total: int, active: int, loss: float) -> None: ...
+
+    def model_started(self, stage: str, index: int, label: str) -> None: ...
+
+    def model_progress(
+        self, stage: str, index: int, step: int, total: int, images_per_second: float
+    ) -> None: ...
+
+    def model_finished(
+        self, stage: str, index: int, accuracy: float, seconds: float, cached: bool
+    ) -> None: ...
+
+    def stage_finished(self, stage: str, seconds: float, cached: bool = False) -> None: ...
+
+
+# --------------------------------------------------------------------------------------------
+# Stage functions
+# --------------------------------------------------------------------------------------------
+
+StageFunction = Callable[[Any], tuple[dict[str, Any], dict[str, Any]]]
+"""A stage: the protocol's context → (its part of ``results.json``, its tensors for later stages
+and its checkpoint)."""
+F = TypeVar("F", bound=StageFunction)
+_FUNCTIONS: dict[tuple[str, str], StageFunction] = {}
+
+
+def implements(protocol: str, name: str) -> Callable[[F], F]:
+    """Register the decorated function as stage ``name`` of ``protocol`` (a registry row)."""
+    stages.get(protocol, name)
+
+    def register(fn: F) -> F:
+        _FUNCTIONS[(protocol, name)] = fn
+        return fn
+
+    return register
+
+
+def stage_function(protocol: str, name: str) -> StageFunction:
+    """The function registered for a stage (its module must have been imported)."""
+    stages.get(protocol, name)
+    if (protocol, name) not in _FUNCTIONS:
+        raise LookupError(f"the {protocol} stage {name!r} has no function: register one with @implements")
+    return _FUNCTIONS[(protocol, name)]
+
+
+# --------------------------------------------------------------------------------------------
+# What a run records
+# --------------------------------------------------------------------------------------------
+
+
+def host_environment(device: torch.device) -> dict[str, Any]:
+    """The software and machine a run used (part of ``environment`` in ``results.json``): torch,
+    Python, platform, torch's CPU threads and, on CUDA, the GPU's name."""
+    env: dict[str, Any] = {
+        "torch": torch.__version__,
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "threads": torch.get_num_threads(),
+    }
+    if device.type == "cuda":
+        env["gpu"] = torch.cuda.get_device_name(device)
+    return env
+
+
+def save_tensors(path: str | Path, payload: dict[str, Any]) -> None:
+    """Atomically ``torch.save`` a dict of tensors (moved to the CPU) and plain data."""
+    buf = io.BytesIO()
+    torch.save(_to_cpu(payload), buf)
+    atomic_write_bytes(path, buf.getvalue())
+
+
+def load_tensors(path: str | Path) -> dict[str, Any]:
+    return torch.load(path, map_location="cpu", weights_only=False)
+
+
+def _to_cpu(obj: Any) -> Any:
+    if isinstance(obj, torch.Tensor):
+        return obj.detach().cpu()
+    if isinstance(obj, dict):
+        return {k: _to_cpu(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return type(obj)(_to_cpu(v) for v in obj)
+    return obj
+
+
+# --------------------------------------------------------------------------------------------
+# The skeleton
+# --------------------------------------------------------------------------------------------
+
+
+class Driver:
+    """One run of a protocol. A subclass sets ``protocol`` (its registry name) and gives
+    :meth:`prepare`; it may key per-stage checkpoints (:meth:`checkpoint_key`), receive each
+    stage's tensors (:meth:`keep`) and add to every finish (:meth:`summary`, :meth:`timing_details`).
+    """
+
+    protocol: ClassVar[str]
+
+    def __init__(self, cfg: Settings, out_dir: str | Path | None, resume: bool, reporter: Reporter | None):
+        self.cfg = cfg
+        self.out = Path(out_dir) if out_dir is not None else None
+        self.resume = resume
+        self.reporter = reporter or Reporter()
+        self.context: Any = None
+        self.results: dict[str, Any] = {}
+        self.timing: dict[str, float] = {}
+        self.t0 = 0.0
+
+    # --- what a protocol gives -----------------------------------------------------------------
+
+    def prepare(self) -> dict[str, Any]:
+        """Build ``self.context`` (the data on the device) and return the header of the results;
+        its time is reported as ``timing.data``."""
+        raise NotImplementedError
+
+    def compute(self, stage: str) -> tuple[dict[str, Any], dict[str, Any]]:
+        """Run one stage on the context."""
+        return stage_function(self.protocol, stage)(self.context)
+
+    def checkpoint_key(self, stage: str) -> str | None:
+        """The key a stage's checkpoint must match to be reused (None: the stage keeps none)."""
+        return None
+
+    def keep(self, stage: str, tensors: dict[str, Any]) -> None:
+        """Hand a finished (or loaded) stage's tensors to the stages after it."""
+
+    def summary(self) -> dict[str, Any]:
+        """Top-level entries every finish adds after the stages (and before ``timing``)."""
+        return {}
+
+    def timing_details(self) -> dict[str, Any]:
+        """Entries of ``timing`` beside the seconds per stage."""
+        return {}
+
+    # --- the skeleton --------------------------------------------------------------------------
+
+    def run(self) -> dict[str, Any]:
+        """Run the configured stages and what they need; return the results."""
+        self.t0 = time.perf_counter()
+        header = self.prepare()
+        self.timing["data"] = time.perf_counter() - self.t0
+        self.results = {"schema": SCHEMA_VERSION, **header}
+        if self.out is not None:
+            atomic_write_text(self.out / "config.toml", self.cfg.to_toml())
+        for stage in stages.resolve(self.protocol, self.cfg.protocol.stages):
+            key = self.checkpoint_key(stage)
+            path = self.out / "stages" / f"{stage}.pt" if self.out is not None and key is not None else None
+            saved = load_tensors(path) if self.resume and path is not None and path.exists() else None
+            cached = saved is not None and saved.get("config_hash") == key
+            if cached:
+                part, tensors, seconds = saved["json"], saved["tensors"], saved["seconds"]
+            else:
+                t = time.perf_counter()
+                part, tensors = self.compute(stage)
+                seconds = time.perf_counter() - t
+                if path is not None:
+                    payload = {"config_hash": key, "json": part, "tensors": tensors, "seconds": seconds}
+                    save_tensors(path, payload)
+            self.results[stage] = part
+            self.keep(stage, tensors)
+            self.timing[stage] = seconds
+            self.reporter.stage_finished(stage, seconds, cached=cached)
+            if self.out is not None:
+                self.finish(complete=False)
+        return self.finish(complete=True)
+
+    def finish(self, complete: bool) -> dict[str, Any]:
+        """Add the summary, the timing and ``complete``; rewrite ``results.json``."""
+        self.results.update(self.summary())
+        self.results["timing"] = {
+            **self.timing,
+            **self.timing_details(),
+            "total": time.perf_counter() - self.t0,
+        }
+        self.results["complete"] = complete
+        if self.out is not None:
+            write_json(self.out / "results.json", self.results)
+        return self.results
