@@ -3,12 +3,12 @@
 Each check returns an entry with ``name``, ``claim`` (text), ``measured`` (test error or the
 measured fraction), ``measured_over_mu``, ``bound`` (the numbers it is held to), ``ci95``
 (``binomial``: a 95 % Wilson interval over test examples; ``seeds``: mean ± 1.96·sd/√S over the
-models, where there are several) and ``passed`` (``None`` when the claim cannot be judged, with
-the reason in ``note``). Errors are over the whole test distribution and are estimated by
-stratification, err = (1 − μ)·err_m + μ·err_s, with μ the configured single-view probability and
-err_m, err_s the error rates on the multi-view and single-view test examples: the same quantity as
-the raw test error (also reported, as ``raw``), without the noise of how many test examples
-happened to be single-view.
+models, where there are several; both from :mod:`multiview.stats`) and ``passed`` (``None`` when
+the claim cannot be judged, with the reason in ``note``). Errors are over the whole test
+distribution and are estimated by stratification, err = (1 − μ)·err_m + μ·err_s, with μ the
+configured single-view probability and err_m, err_s the error rates on the multi-view and
+single-view test examples: the same quantity as the raw test error (also reported, as ``raw``),
+without the noise of how many test examples happened to be single-view.
 
 Bounds (the seed talk's constants): single model 0.49μ ≤ err ≤ 0.51μ with 100 % training
 accuracy (Thm 1); ensemble err < 0.01μ (Thm 2); KD from the ensemble err < 0.01μ (Thm 3);
@@ -23,23 +23,9 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from multiview import stages
 from multiview.config import SimConfig
-from multiview.evaluate import wilson_interval
-
-
-def _mean(xs: list[float]) -> float:
-    xs = [x for x in xs if x is not None and not math.isnan(x)]
-    return sum(xs) / len(xs) if xs else float("nan")
-
-
-def _seed_ci(xs: list[float]) -> list[float] | None:
-    xs = [x for x in xs if x is not None and not math.isnan(x)]
-    if len(xs) < 2:
-        return None
-    m = sum(xs) / len(xs)
-    sd = math.sqrt(sum((x - m) ** 2 for x in xs) / (len(xs) - 1))
-    half = 1.96 * sd / math.sqrt(len(xs))
-    return [m - half, m + half]
+from multiview.stats import nanmean, seed_interval, wilson_interval
 
 
 def stratified(test_error: dict[str, list[float]], mu: float) -> list[float]:
@@ -62,7 +48,7 @@ def _entry(
     bound: dict[str, Any],
     passed: bool | None,
 ) -> dict[str, Any]:
-    measured = _mean(errors)
+    measured = nanmean(errors)
     return {
         "name": name,
         "claim": claim,
@@ -73,7 +59,7 @@ def _entry(
             "binomial": list(wilson_interval(round(measured * n_test), n_test))
             if not math.isnan(measured)
             else None,
-            "seeds": _seed_ci(errors),
+            "seeds": seed_interval(errors),
         },
         "passed": passed,
         "per_model": errors,
@@ -91,7 +77,7 @@ def _gain_entry(
     want_large: bool,
 ) -> dict[str, Any]:
     """A method's gain over the single model relative to the ensemble's gain."""
-    measured = _mean(method)
+    measured = nanmean(method)
     ens_gain = single - ens
     se = math.sqrt(max(single * (1 - single), 1e-12) / n_test) * math.sqrt(2)
     threshold = single - 0.5 * ens_gain
@@ -118,16 +104,16 @@ def check(results: dict[str, Any], cfg: SimConfig) -> list[dict[str, Any]]:
     mu = cfg.data.mu
     n = cfg.data.n_test
     out: list[dict[str, Any]] = []
-    methods = ("single", "ensemble", "training_average", "kd", "self_kd", "ensemble_of_kd")
+    methods = stages.names(stages.SYNTHETIC, stages.METHOD)
     err = {name: stratified(results[name]["test_error"], mu) for name in methods if name in results}
-    raw = {name: _mean(results[name]["test_error"]["all"]) for name in methods if name in results}
+    raw = {name: nanmean(results[name]["test_error"]["all"]) for name in methods if name in results}
 
     if "single" in results:
         s = results["single"]
         acc = s["train_accuracy"]
         lo, hi = 0.49 * mu, 0.51 * mu
         in_band = [lo <= e <= hi for e in err["single"]]
-        m = _mean(err["single"])
+        m = nanmean(err["single"])
         e = _entry(
             "single_model",
             "Thm 1: a single model fits the training set (100 % accuracy) and has 0.49μ ≤ err ≤ 0.51μ",
@@ -160,7 +146,7 @@ def check(results: dict[str, Any], cfg: SimConfig) -> list[dict[str, Any]]:
         e["all_classes"] = v["lottery_agreement"]
         e["pairs_in_M"] = lot.get("n_pairs_in_M")
         out.append(e)
-        expl = _mean(s["explanation"]["errors_explained"])
+        expl = nanmean(s["explanation"]["errors_explained"])
         out.append(
             _fraction_entry(
                 "errors_explained",
@@ -221,19 +207,20 @@ def check(results: dict[str, Any], cfg: SimConfig) -> list[dict[str, Any]]:
                 "training_average_no_gain",
                 "training the average of K networks recovers less than half of the ensemble's gain",
                 err["training_average"],
-                _mean(err["single"]),
-                _mean(err["ensemble"]),
+                nanmean(err["single"]),
+                nanmean(err["ensemble"]),
                 mu,
                 n,
                 want_large=False,
             )
         )
-    for family, label in (("random_features", "random features"), ("ntk", "NTK")):
+    for baseline in stages.of(stages.SYNTHETIC, stages.BASELINE):
+        family, label = baseline.name, baseline.label
         if family not in results:
             continue
         r = results[family]
-        single = _mean(stratified(r["single"]["test_error"], mu))
-        ens = _mean(stratified(r["ensemble"]["test_error"], mu))
+        single = nanmean(stratified(r["single"]["test_error"], mu))
+        ens = nanmean(stratified(r["ensemble"]["test_error"], mu))
         out.append(
             _gain_entry(
                 f"{family}_average_matches_ensemble",
@@ -277,7 +264,7 @@ _METHOD_OF = {
 
 
 def _below(name: str, claim: str, errors: list[float], factor: float, mu: float, n: int) -> dict[str, Any]:
-    m = _mean(errors)
+    m = nanmean(errors)
     return _entry(name, claim, errors, mu, n, {"high": factor * mu}, bool(m < factor * mu))
 
 

@@ -6,8 +6,6 @@ and split as err = (1 − μ̂)·err_{D_m} + μ̂·err_{D_s} by each test exampl
 
 from __future__ import annotations
 
-import math
-
 import torch
 from torch import Tensor
 
@@ -65,14 +63,3 @@ def explain_single_view(correct: Tensor, learned: Tensor, batch: Batch) -> dict[
         "errors_explained": ratio((wrong & unl).sum(1), wrong.sum(1)),
         "fraction_dominant_unlearned": ratio(unl.sum(1), torch.full_like(unl.sum(1), unl.shape[1])),
     }
-
-
-def wilson_interval(errors: int, n: int, z: float = 1.96) -> tuple[float, float]:
-    """95 % Wilson score interval for a binomial proportion errors/n."""
-    if n == 0:
-        return (float("nan"), float("nan"))
-    p = errors / n
-    denom = 1 + z * z / n
-    centre = (p + z * z / (2 * n)) / denom
-    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
-    return (max(0.0, centre - half), min(1.0, centre + half))

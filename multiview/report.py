@@ -8,17 +8,10 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
+from multiview import stages
 from multiview.driver import Reporter
+from multiview.stats import nanmean
 from multiview.terminal import progress_display
-
-METHODS = (
-    ("single", "single models (mean)"),
-    ("ensemble", "ensemble"),
-    ("training_average", "training the average"),
-    ("kd", "knowledge distillation"),
-    ("self_kd", "self-distillation"),
-    ("ensemble_of_kd", "ensemble of KD students"),
-)
 
 
 def _fmt(x: Any, digits: int = 4) -> str:
@@ -29,9 +22,25 @@ def _fmt(x: Any, digits: int = 4) -> str:
     return str(x)
 
 
-def _mean(xs: list[float]) -> float:
-    xs = [x for x in xs if x is not None and not math.isnan(x)]
-    return sum(xs) / len(xs) if xs else float("nan")
+def method_rows(results: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
+    """(label, part) of every method in the results, in protocol order: the paper's methods, then
+    the first four again for each fixed-feature family (``random features: ensemble``)."""
+    methods = stages.of(stages.SYNTHETIC, stages.METHOD)
+    rows = [(m.label, results[m.name]) for m in methods if m.name in results]
+    for family in stages.of(stages.SYNTHETIC, stages.BASELINE):
+        for m in methods[:4]:
+            part = results.get(family.name, {}).get(m.name)
+            if part is not None:
+                rows.append((f"{family.label}: {m.label}", part))
+    return rows
+
+
+def _views(part: dict[str, Any], sep: str) -> str:
+    """The fractions of (model, class) pairs with one / both / no views learned, or –."""
+    v = part.get("views") or {}
+    if "exactly_one_fraction" not in v:
+        return "–"
+    return sep.join(f"{v[k]:.2f}" for k in ("exactly_one_fraction", "both_fraction", "none_fraction"))
 
 
 def seeds_table(results: dict[str, Any]) -> Table:
@@ -79,30 +88,17 @@ def methods_table(results: dict[str, Any]) -> Table:
         "views one / both / none",
     ):
         t.add_column(col, justify="right")
-    rows = [(key, label, results.get(key)) for key, label in METHODS]
-    for family, name in (("random_features", "random features"), ("ntk", "NTK")):
-        if family in results:
-            for key, label in METHODS[:4]:
-                rows.append((f"{family}.{key}", f"{name}: {label}", results[family].get(key)))
-    for _, label, part in rows:
-        if part is None:
-            continue
+    for label, part in method_rows(results):
         e = part["test_error"]
-        v = part.get("views")
-        views = (
-            " / ".join(f"{v[k]:.2f}" for k in ("exactly_one_fraction", "both_fraction", "none_fraction"))
-            if v and "exactly_one_fraction" in v
-            else "–"
-        )
-        m = _mean(e["all"])
+        m = nanmean(e["all"])
         t.add_row(
             label,
             str(len(e["all"])),
             _fmt(m),
             _fmt(m / mu if mu else None, 3),
-            _fmt(_mean(e["multi_view"])),
-            _fmt(_mean(e["single_view"])),
-            views,
+            _fmt(nanmean(e["multi_view"])),
+            _fmt(nanmean(e["single_view"])),
+            _views(part, " / "),
         )
     return t
 
@@ -223,32 +219,12 @@ def markdown_summary(results: dict[str, Any], label: str = "") -> str:
         "| method | err | err/μ | err single-view | views one/both/none |",
         "|---|---|---|---|---|",
     ]
-    for key, name in METHODS:
-        part = results.get(key)
-        if part is None:
-            continue
-        e = part["test_error"]
-        m = _mean(e["all"])
-        v = part.get("views") or {}
-        views = (
-            "/".join(f"{v[k]:.2f}" for k in ("exactly_one_fraction", "both_fraction", "none_fraction"))
-            if "exactly_one_fraction" in v
-            else "–"
-        )
+    for label, part in method_rows(results):
+        m = nanmean(part["test_error"]["all"])
         lines.append(
-            f"| {name} | {_fmt(m)} | {_fmt(m / mu if mu else None, 3)} "
-            f"| {_fmt(_mean(e['single_view']))} | {views} |"
+            f"| {label} | {_fmt(m)} | {_fmt(m / mu if mu else None, 3)} "
+            f"| {_fmt(nanmean(part['test_error']['single_view']))} | {_views(part, '/')} |"
         )
-    for family, fname in (("random_features", "random features"), ("ntk", "NTK")):
-        for key, name in METHODS[:4]:
-            part = results.get(family, {}).get(key)
-            if part is None:
-                continue
-            m = _mean(part["test_error"]["all"])
-            lines.append(
-                f"| {fname}: {name} | {_fmt(m)} | {_fmt(m / mu if mu else None, 3)} "
-                f"| {_fmt(_mean(part['test_error']['single_view']))} | – |"
-            )
     lines += ["", "| check | measured | /μ | verdict |", "|---|---|---|---|"]
     for b in results.get("bounds", []):
         verdict = {True: "pass", False: "FAIL", None: "n/a"}[b["passed"]]

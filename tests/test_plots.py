@@ -22,22 +22,22 @@ from multiview.plots import (  # noqa: E402
     channel_split_figure,
     cifar_ensemble_curve_figure,
     cifar_methods_figure,
-    cifar_overlap_figure,
+    cifar_mistakes_figure,
     coverage_figure,
     fixed_features_figure,
     initial_margin_figure,
     lambda_trajectories_figure,
     learned_views_figure,
     memorization_figure,
-    overlap_summary_figure,
-    pairwise_overlap_figure,
     render,
     save,
+    shared_views_figure,
     students_figure,
     theorems_figure,
+    views_summary_figure,
 )
-from multiview.plots.overlap import BOTH, GAINED, NEITHER, TEACHER_ONLY, learned_matrix, student_codes  # noqa: E402
 from multiview.plots.style import OKABE_ITO, load_results  # noqa: E402
+from multiview.plots.views import BOTH, GAINED, NEITHER, TEACHER_ONLY, learned_matrix, student_codes  # noqa: E402
 
 S, K_CLASSES, T = 4, 3, 6
 
@@ -211,7 +211,7 @@ def test_learned_views_heatmap_for_students(results, stage):
 
 @pytest.mark.parametrize("measure", ["same_views", "jaccard"])
 def test_pairwise_overlap_is_the_seed_by_seed_matrix(results, measure):
-    fig = pairwise_overlap_figure(results, measure)
+    fig = shared_views_figure(results, measure)
     assert len(fig.axes) == 2  # heatmap and colour bar
     ax = fig.axes[0]
     np.testing.assert_allclose(ax.images[0].get_array(), results["single"]["views"]["overlap"][measure])
@@ -263,10 +263,10 @@ def test_students_figure_with_only_kd(results):
     assert len(fig.axes) == 1
 
 
-def test_overlap_summary(results):
-    fig = overlap_summary_figure(results)
+def test_views_summary(results):
+    fig = views_summary_figure(results)
     assert len(fig.axes) == 3
-    fig = overlap_summary_figure(_only(results, "single"))
+    fig = views_summary_figure(_only(results, "single"))
     assert len(fig.axes) == 1
 
 
@@ -354,7 +354,7 @@ def test_fixed_features_figure(results):
         k: np.mean(results["random_features"][k]["test_error"]["all"]) for k in ("single", "ensemble", "kd")
     }
     kd_share = (err["single"] - err["kd"]) / (err["single"] - err["ensemble"])
-    assert ticks[1][1].startswith("kept: average ") and ticks[1][1].endswith(f"KD {kd_share:.0%}")
+    assert ticks[1][1].startswith("kept: training avg. ") and ticks[1][1].endswith(f"KD {kd_share:.0%}")
     assert "ensemble's gain" in fig.get_suptitle()
 
 
@@ -420,8 +420,8 @@ def test_render_all_groups(results, tmp_path):
 
 
 def test_render_skips_figures_of_missing_stages(results, tmp_path):
-    done = render(_only(results, "single"), ["overlap"], tmp_path, ["png"])
-    assert {p.stem for p in done.written} == {"learned_views", "pairwise_overlap", "overlap_summary"}
+    done = render(_only(results, "single"), ["views"], tmp_path, ["png"])
+    assert {p.stem for p in done.written} == {"learned_views", "shared_views", "views_summary"}
     assert set(done.skipped) == {"coverage", "students"}
     assert "ensemble" in done.skipped["coverage"]
 
@@ -455,7 +455,7 @@ def run_dir(results, tmp_path):
 @pytest.mark.parametrize(
     ("group", "expected"),
     [
-        ("overlap", {"learned_views", "pairwise_overlap", "coverage", "students", "overlap_summary"}),
+        ("views", {"learned_views", "shared_views", "coverage", "students", "views_summary"}),
         ("dynamics", {"lambda_trajectories", "initial_margin"}),
         ("theorems", {"theorems", "fixed_features"}),
         ("memorization", {"memorization"}),
@@ -564,7 +564,7 @@ def test_cifar_curve_overlap_and_channel_split():
     fig = cifar_ensemble_curve_figure(r)
     assert len(fig.axes[0].get_lines()) == 3
     np.testing.assert_allclose(fig.axes[0].get_lines()[0].get_ydata(), [90.5, 92.0, 93.0])
-    fig = cifar_overlap_figure(r)
+    fig = cifar_mistakes_figure(r)
     ax_j, ax_c = fig.axes[:2]
     np.testing.assert_allclose(ax_j.images[0].get_array(), r["overlap"]["single"]["pairwise_jaccard"])
     assert [p.get_height() for p in ax_c.patches] == [850, 60, 40, 50]

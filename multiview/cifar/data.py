@@ -23,7 +23,6 @@ import json
 import os
 import pickle
 import tarfile
-import tempfile
 import zipfile
 import zlib
 from collections.abc import Callable, Iterable
@@ -34,6 +33,7 @@ import numpy as np
 
 from multiview.cifar.config import CIFAR100_COARSE, DATASETS
 from multiview.cifar.pipeline import channel_stats
+from multiview.files import atomic_write
 from multiview.seeding import derive_seed
 
 CACHE_VERSION = 2
@@ -546,14 +546,6 @@ def _write_cache(path: Path, raw: dict) -> None:
     meta = {"version": CACHE_VERSION, "layout": raw["layout"], "fingerprint": raw["fingerprint"]}
     arrays["meta"] = np.asarray(json.dumps(meta))
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        atomic_write(path, lambda fh: np.savez(fh, **arrays))
     except OSError:
-        return  # a read-only cache location only costs a second decode next time
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            np.savez(fh, **arrays)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+        pass  # a cache that cannot be written (read-only, full) only costs a second decode next time

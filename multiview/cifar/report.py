@@ -8,25 +8,14 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
+from multiview import stages
 from multiview.driver import Reporter
+from multiview.stats import mean_sd
 from multiview.terminal import progress_display
 
-METHODS = (
-    ("single", "single models"),
-    ("ensemble", "ensemble"),
-    ("kd", "knowledge distillation"),
-    ("self_kd", "self-distillation"),
-    ("training_average", "training the average"),
-    ("ensemble_of_kd", "ensemble over KD"),
-)
-SHORT = {
-    "single": "single",
-    "ensemble": "ensemble",
-    "kd": "KD",
-    "self_kd": "self-KD",
-    "training_average": "training avg.",
-    "ensemble_of_kd": "ens. over KD",
-}
+PAPER_COLUMNS = ("single", "ensemble", "kd", "self_kd", "training_average", "ensemble_of_kd")
+"""The methods in the order of the paper's CIFAR table (spec §6.1)."""
+METHODS = tuple((name, stages.get(stages.CIFAR, name).label) for name in PAPER_COLUMNS)
 
 
 def _pct(x: float | None) -> str:
@@ -36,11 +25,8 @@ def _pct(x: float | None) -> str:
 def _mean_std(xs: list[float]) -> str:
     if not xs:
         return "–"
-    m = sum(xs) / len(xs)
-    if len(xs) == 1:
-        return _pct(m)
-    sd = math.sqrt(sum((x - m) ** 2 for x in xs) / (len(xs) - 1))
-    return f"{100 * m:.2f} ± {100 * sd:.2f}%"
+    m, sd = mean_sd(xs)
+    return _pct(m) if len(xs) == 1 else f"{100 * m:.2f} ± {100 * sd:.2f}%"
 
 
 def _title(results: dict[str, Any]) -> str:
@@ -58,7 +44,7 @@ def paper_table(results: dict[str, Any]) -> Table:
     t = Table(title=_title(results), title_justify="left")
     t.add_column("network")
     for key, _ in METHODS:
-        t.add_column(SHORT[key], justify="right")
+        t.add_column(stages.get(stages.CIFAR, key).short, justify="right")
     row = [results["config"]["model"]["arch"]]
     for key, _ in METHODS:
         part = results.get(key)
@@ -152,7 +138,7 @@ def channel_split_table(results: dict[str, Any]) -> Table:
     return t
 
 
-def overlap_table(results: dict[str, Any]) -> Table:
+def mistakes_table(results: dict[str, Any]) -> Table:
     """The overlap analysis in numbers."""
     o = results["overlap"]
     s, e = o["single"], o["ensemble"]
@@ -220,7 +206,7 @@ def print_report(results: dict[str, Any], console: Console) -> None:
     if "channel_split" in results:
         console.print(channel_split_table(results))
     if "overlap" in results:
-        console.print(overlap_table(results))
+        console.print(mistakes_table(results))
     console.print(timing_table(results))
 
 

@@ -5,13 +5,13 @@ and returns a Figure; :func:`save` writes it as PNG/PDF; :func:`render` writes a
 
 Groups (``multiview plot GROUP RUN``):
 
-* ``overlap``: learned-view matrix, pairwise overlap of seeds, ensemble coverage against K,
-  KD and self-KD students against their teachers;
+* ``views``: learned-view matrix, the views two seeds share, ensemble coverage against K, KD and
+  self-KD students against their teachers;
 * ``dynamics``: Λ_{i,ℓ}(t) of winner and loser, the initial margin against the view that won;
 * ``theorems``: each method's err/μ with CI beside the bound; learned against fixed features;
 * ``memorization``: own-noise against fresh-noise correlation by kind of training example;
-* ``cifar``: a CIFAR run (``multiview cifar``): accuracy per method, ensemble size, overlap of
-  mistakes, channel split.
+* ``cifar``: a CIFAR run (``multiview cifar``): accuracy per method, ensemble size, the models'
+  wrong sets, channel split.
 """
 
 from __future__ import annotations
@@ -27,29 +27,29 @@ from multiview.plots.cifar import (
     channel_split_figure,
     cifar_ensemble_curve_figure,
     cifar_methods_figure,
-    cifar_overlap_figure,
+    cifar_mistakes_figure,
 )
 from multiview.plots.dynamics import initial_margin_figure, lambda_trajectories_figure
 from multiview.plots.memorization import memorization_figure
-from multiview.plots.overlap import (
-    coverage_figure,
-    learned_views_figure,
-    overlap_summary_figure,
-    pairwise_overlap_figure,
-    students_figure,
-)
 from multiview.plots.style import DEFAULT_FORMATS, load_results, save, style
 from multiview.plots.theorems import fixed_features_figure, theorems_figure
+from multiview.plots.views import (
+    coverage_figure,
+    learned_views_figure,
+    shared_views_figure,
+    students_figure,
+    views_summary_figure,
+)
 
 FigureFn = Callable[[dict[str, Any]], Figure]
 
 GROUPS: dict[str, dict[str, FigureFn]] = {
-    "overlap": {
+    "views": {
         "learned_views": learned_views_figure,
-        "pairwise_overlap": pairwise_overlap_figure,
+        "shared_views": shared_views_figure,
         "coverage": coverage_figure,
         "students": students_figure,
-        "overlap_summary": overlap_summary_figure,
+        "views_summary": views_summary_figure,
     },
     "dynamics": {
         "lambda_trajectories": lambda_trajectories_figure,
@@ -65,11 +65,11 @@ GROUPS: dict[str, dict[str, FigureFn]] = {
     "cifar": {
         "cifar_methods": cifar_methods_figure,
         "cifar_ensemble_curve": cifar_ensemble_curve_figure,
-        "cifar_overlap": cifar_overlap_figure,
+        "cifar_mistakes": cifar_mistakes_figure,
         "channel_split": channel_split_figure,
     },
 }
-SIMULATOR_GROUPS = ("overlap", "dynamics", "theorems", "memorization")
+SIMULATOR_GROUPS = ("views", "dynamics", "theorems", "memorization")
 
 
 def groups_for(results: dict[str, Any]) -> tuple[str, ...]:
@@ -114,7 +114,7 @@ __all__ = [
     "channel_split_figure",
     "cifar_ensemble_curve_figure",
     "cifar_methods_figure",
-    "cifar_overlap_figure",
+    "cifar_mistakes_figure",
     "groups_for",
     "Rendered",
     "coverage_figure",
@@ -124,8 +124,8 @@ __all__ = [
     "learned_views_figure",
     "load_results",
     "memorization_figure",
-    "overlap_summary_figure",
-    "pairwise_overlap_figure",
+    "views_summary_figure",
+    "shared_views_figure",
     "render",
     "save",
     "students_figure",

@@ -8,17 +8,12 @@ from typing import Any
 import numpy as np
 from matplotlib.figure import Figure
 
-from multiview.plots.overlap import draw_pairwise_overlap
-from multiview.plots.style import GREY, OKABE_ITO, get, headline, mean, new_figure, num, require, style
+from multiview import stages
+from multiview.plots.style import GREY, OKABE_ITO, get, headline, new_figure, num, require, style
+from multiview.plots.views import draw_pair_matrix
+from multiview.stats import nanmean
 
-METHODS = (
-    ("single", "single models"),
-    ("ensemble", "ensemble"),
-    ("training_average", "training the average"),
-    ("kd", "KD from the ensemble"),
-    ("self_kd", "self-distillation"),
-    ("ensemble_of_kd", "ensemble of KD students"),
-)
+METHODS = tuple((s.name, s.label) for s in stages.of(stages.CIFAR, stages.METHOD))
 COLORS = {
     "single": OKABE_ITO["black"],
     "ensemble": OKABE_ITO["blue"],
@@ -38,8 +33,8 @@ def cifar_methods_figure(results: dict[str, Any]) -> Figure:
     present = [(key, label) for key, label in METHODS if get(results, f"{key}.test_accuracy") is not None]
     if not present:
         require(results, "single.test_accuracy", "the CIFAR accuracy figure")
-    single = mean(results["single"]["test_accuracy"]) if "single" in results else float("nan")
-    ens = mean(get(results, "ensemble.test_accuracy", []))
+    single = nanmean(results["single"]["test_accuracy"]) if "single" in results else float("nan")
+    ens = nanmean(get(results, "ensemble.test_accuracy", []))
     with style():
         fig = new_figure(7.5, 3.6)
         ax = fig.add_subplot()
@@ -60,7 +55,7 @@ def cifar_methods_figure(results: dict[str, Any]) -> Figure:
             f"{_dataset(results)}: the ensemble gains {100 * (ens - single):+.1f} points over a single model"
         )
         for key, name in (("kd", "KD"), ("self_kd", "self-KD")):
-            acc = mean(get(results, f"{key}.test_accuracy", []))
+            acc = nanmean(get(results, f"{key}.test_accuracy", []))
             if not np.isnan(acc) and ens - single > 0:
                 story += f"; {name} keeps {(acc - single) / (ens - single):.0%} of it"
         headline(fig, story)
@@ -99,16 +94,16 @@ def cifar_ensemble_curve_figure(results: dict[str, Any]) -> Figure:
     return fig
 
 
-def cifar_overlap_figure(results: dict[str, Any]) -> Figure:
+def cifar_mistakes_figure(results: dict[str, Any]) -> Figure:
     """Whose mistakes overlap: the Jaccard index of the single models' wrong sets, and how many
     test images are missed by 0, 1, ..., S single models."""
-    ov = require(results, "overlap.single", "the CIFAR overlap figure")
+    ov = require(results, "overlap.single", "the CIFAR wrong-sets figure")
     jac = ov["pairwise_jaccard"]
     counts = ov["missed_by_count"]
     with style():
         fig = new_figure(9.0, 3.8)
         ax_j, ax_c = fig.subplots(1, 2, width_ratios=[1, 1.2])
-        im = draw_pairwise_overlap(ax_j, jac)
+        im = draw_pair_matrix(ax_j, jac)
         ax_j.set_xlabel("single model $b$")
         ax_j.set_ylabel("single model $a$")
         fig.colorbar(im, ax=ax_j, shrink=0.8, label="Jaccard index of the wrong sets")
@@ -140,7 +135,7 @@ def channel_split_figure(results: dict[str, Any]) -> Figure:
     single and ensemble, beside the original network and ensemble."""
     cs = require(results, "channel_split", "the channel-split figure")
     ns = [int(n) for n in cs["n"]]
-    single = [mean(cs["single"][str(n)]["test_accuracy"]) * 100 for n in ns]
+    single = [nanmean(cs["single"][str(n)]["test_accuracy"]) * 100 for n in ns]
     ens = [num(cs["ensemble"][str(n)]["test_accuracy"]) * 100 for n in ns]
     with style():
         fig = new_figure(5.5, 3.6)
@@ -149,7 +144,7 @@ def channel_split_figure(results: dict[str, Any]) -> Figure:
         ax.plot(ns, ens, "s-", color=OKABE_ITO["blue"], label="ensemble of those networks")
         orig = get(cs, "original.test_accuracy")
         if orig:
-            ax.axhline(mean(orig) * 100, color=OKABE_ITO["black"], ls=":", lw=1, label="original network")
+            ax.axhline(nanmean(orig) * 100, color=OKABE_ITO["black"], ls=":", lw=1, label="original network")
         if get(cs, "original.ensemble_accuracy") is not None:
             ax.axhline(
                 num(cs["original"]["ensemble_accuracy"]) * 100,
@@ -170,6 +165,6 @@ def channel_split_figure(results: dict[str, Any]) -> Figure:
             f"{_dataset(results)}: trained on 1/{ns[-1]} of the channels, a network reaches {single[-1]:.1f}%"
         )
         if orig:
-            story += f" (all channels: {mean(orig) * 100:.1f}%)"
+            story += f" (all channels: {nanmean(orig) * 100:.1f}%)"
         headline(fig, story)
     return fig

@@ -60,17 +60,20 @@ def _render(groups: list[str] | None, run: Path, out: Path | None, formats: str)
         raise typer.Exit(1)
 
 
-@plot_app.command("overlap")
-def plot_overlap(run: RunArg, out: OutOpt = None, formats: FormatOpt = "png,pdf") -> None:
-    """Feature overlap: learned views per seed, seed overlap, ensemble coverage, students.
+@plot_app.command("views")
+def plot_views(run: RunArg, out: OutOpt = None, formats: FormatOpt = "png,pdf") -> None:
+    """Learned views: the views each seed learned, the views seeds share, coverage, students.
 
-    The seeds × (class, view) learned-view matrix, pairwise overlap between seeds, union coverage
+    The seeds × (class, view) learned-view matrix, the views two seeds share, union coverage
     against ensemble size beside its 2^(1−K) prediction, and KD / self-KD students against their
     teachers.
 
-    Example: multiview plot overlap runs/abc123 --out figs --format png,pdf
+    Example: multiview plot views runs/abc123 --out figs --format png,pdf
     """
-    _render(["overlap"], run, out, formats)
+    _render(["views"], run, out, formats)
+
+
+plot_app.command("overlap", hidden=True)(plot_views)  # the name the group had before
 
 
 @plot_app.command("dynamics")

@@ -13,7 +13,8 @@ from typing import Any
 import numpy as np
 from matplotlib.figure import Figure
 
-from multiview.plots.style import OKABE_ITO, headline, mean, new_figure, num, require, style
+from multiview.plots.style import OKABE_ITO, headline, new_figure, num, require, style
+from multiview.stats import nanmean
 
 GROUPS = (
     ("multi_view", "multi-view"),
@@ -39,7 +40,7 @@ def memorization_figure(results: dict[str, Any], log: bool = True) -> Figure:
         x = np.arange(len(groups))
         for j, (nkey, nlabel, color) in enumerate(NOISE):
             offs = (j - 0.5) * width
-            means = [mean(mem[g][nkey]) for g, _ in groups]
+            means = [nanmean(mem[g][nkey]) for g, _ in groups]
             ax.bar(
                 x + offs, means, width=width * 0.95, color=color, label=nlabel, edgecolor="k", linewidth=0.5
             )
@@ -48,9 +49,9 @@ def memorization_figure(results: dict[str, Any], log: bool = True) -> Figure:
                 ax.scatter(np.full(vals.shape, xi + offs), vals, s=10, color="k", zorder=3, linewidths=0)
         ticks = []
         for g, label in groups:
-            own, fresh = mean(mem[g]["own_noise"]), mean(mem[g]["fresh_noise"])
+            own, fresh = nanmean(mem[g]["own_noise"]), nanmean(mem[g]["fresh_noise"])
             ratios[g] = own / fresh if fresh and not np.isnan(fresh) else float("nan")
-            n = mean(mem[g]["count"])
+            n = nanmean(mem[g]["count"])
             extra = (
                 f"{n:.0f} examples, own / fresh = {ratios[g]:.0f}"
                 if not np.isnan(ratios[g])

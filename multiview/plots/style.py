@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import logging
 import math
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -164,12 +164,6 @@ def require(results: dict[str, Any], dotted: str, what: str) -> Any:
 def num(x: Any) -> float:
     """A JSON number (``null`` for NaN) as a float."""
     return float("nan") if x is None else float(x)
-
-
-def mean(xs: Sequence[Any]) -> float:
-    vals = [num(x) for x in xs]
-    vals = [v for v in vals if not math.isnan(v)]
-    return sum(vals) / len(vals) if vals else float("nan")
 
 
 def pct(x: float) -> str:

@@ -12,18 +12,19 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 
+from multiview import stages
 from multiview.plots.style import (
     OKABE_ITO,
     VERDICT_COLORS,
     get,
     headline,
-    mean,
     mu_of,
     new_figure,
     num,
     require,
     style,
 )
+from multiview.stats import nanmean
 
 NAMES = {
     "single_model": "single model (Thm 1)",
@@ -203,15 +204,11 @@ def theorems_figure(results: dict[str, Any]) -> Figure:
 
 FAMILIES = (
     ("", "feature learning (CNN)"),
-    ("random_features.", "random features"),
-    ("ntk.", "NTK (linearized CNN)"),
+    *((f"{s.name}.", s.label) for s in stages.of(stages.SYNTHETIC, stages.BASELINE)),
 )
-METHODS = (
-    ("single", "single"),
-    ("ensemble", "ensemble"),
-    ("training_average", "training the average"),
-    ("kd", "KD"),
-)
+"""Prefix of each learner family's results, and its name: learned features, then the baselines."""
+METHODS = tuple((s.name, s.short) for s in stages.of(stages.SYNTHETIC, stages.METHOD)[:4])
+"""The methods a fixed-feature family runs again (single, ensemble, training average, KD)."""
 
 
 def fixed_features_figure(results: dict[str, Any]) -> Figure:
@@ -225,11 +222,11 @@ def fixed_features_figure(results: dict[str, Any]) -> Figure:
     methods = [(k, lab) for k, lab in METHODS if any(get(results, f"{p}{k}.test_error.all") for p, _ in fams)]
     ticks = []
     for prefix, label in fams:
-        err = {k: mean(get(results, f"{prefix}{k}.test_error.all", [])) for k, _ in METHODS}
+        err = {k: nanmean(get(results, f"{prefix}{k}.test_error.all", [])) for k, _ in METHODS}
         gain = err["single"] - err["ensemble"]
         shares = [
             f"{name} {(err['single'] - err[k]) / gain:.0%}"
-            for k, name in (("training_average", "average"), ("kd", "KD"))
+            for k, name in METHODS[2:]
             if gain > 0 and not math.isnan(err[k])
         ]
         ticks.append(label + ("\nkept: " + ", ".join(shares) if shares else ""))
@@ -250,7 +247,7 @@ def fixed_features_figure(results: dict[str, Any]) -> Figure:
                 e = get(results, f"{prefix}{key}.test_error.all")
                 if e is not None:
                     xs.append(f + (j - (len(methods) - 1) / 2) * width)
-                    ys.append(mean(e) / mu)
+                    ys.append(nanmean(e) / mu)
             ax.bar(xs, ys, width=width * 0.95, color=colors[key], label=label, edgecolor="k", linewidth=0.5)
         ax.set_xticks(np.arange(len(fams)), ticks)
         ax.set_ylabel("test error / μ")

@@ -9,16 +9,18 @@ stage did not run is NaN. Written as CSV and Parquet (through pandas) for notebo
 from __future__ import annotations
 
 import json
-import math
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
-from multiview.files import read_json
+from multiview import stages
+from multiview.config import SimConfig
+from multiview.files import atomic_write, read_json
+from multiview.settings import flatten_sections
+from multiview.stats import nanmean
 from multiview.sweep.store import DONE, SweepStore
 
-METHODS = ("single", "ensemble", "training_average", "kd", "self_kd", "ensemble_of_kd")
+METHODS = stages.names(stages.SYNTHETIC, stages.METHOD)
+LABELS = {m: stages.get(stages.SYNTHETIC, m).label for m in METHODS}
 GAINS = {
     "ensemble_gain": "ensemble",
     "kd_gain": "kd",
@@ -29,8 +31,8 @@ GAINS = {
 #: Metric column → what it is (also the phase diagram's colour-bar label).
 METRICS: dict[str, str] = {
     "single_view_error": "single-view test error of single models",
-    **{f"error_{m}": f"test error: {m.replace('_', ' ')}" for m in METHODS},
-    **{f"single_view_error_{m}": f"single-view test error: {m.replace('_', ' ')}" for m in METHODS[1:]},
+    **{f"error_{m}": f"test error: {LABELS[m]}" for m in METHODS},
+    **{f"single_view_error_{m}": f"single-view test error: {LABELS[m]}" for m in METHODS[1:]},
     "ensemble_gain": "ensemble gain: err(single) − err(ensemble)",
     "kd_gain": "KD gain: err(single) − err(KD)",
     "self_kd_gain": "self-KD gain: err(single) − err(self-KD)",
@@ -43,20 +45,13 @@ METRICS: dict[str, str] = {
 }
 
 
-def _mean(xs: Any) -> float:
-    if not isinstance(xs, list):
-        return float("nan")
-    vals = [float(x) for x in xs if x is not None and not math.isnan(float(x))]
-    return sum(vals) / len(vals) if vals else float("nan")
-
-
 def unit_metrics(results: dict[str, Any]) -> dict[str, float]:
     """The table's metrics of one unit's ``results.json``."""
     nan = float("nan")
     out: dict[str, float] = {}
-    errors = {m: _mean(results[m]["test_error"]["all"]) if m in results else nan for m in METHODS}
+    errors = {m: nanmean(results[m]["test_error"]["all"]) if m in results else nan for m in METHODS}
     single_view = {
-        m: _mean(results[m]["test_error"]["single_view"]) if m in results else nan for m in METHODS
+        m: nanmean(results[m]["test_error"]["single_view"]) if m in results else nan for m in METHODS
     }
     out["single_view_error"] = single_view["single"]
     for m in METHODS:
@@ -92,7 +87,7 @@ def build_table(root: str | Path, include_unfinished: bool = False):
         info = store.info(key)
         results = read_json(store.results_path(key)) if done else {}
         config = results.get("config") or info.get("config") or {}
-        flat = flatten(config)
+        flat = flatten_sections(config, SimConfig.sections())
         row: dict[str, Any] = {"unit": key, "status": DONE if done else store.state(key)}
         for k in swept:
             row[k] = _cell(flat.get(k))
@@ -124,31 +119,10 @@ def write_table(df, prefix: str | Path, formats: tuple[str, ...] = ("csv", "parq
                     "Parquet needs pyarrow: pip install 'multiview[parquet]' (or use --format csv)"
                 ) from None
         path = prefix.with_name(prefix.name + "." + fmt)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-        os.close(fd)
-        try:
-            if fmt == "csv":
-                df.to_csv(tmp, index=False)
-            else:
-                df.to_parquet(tmp, index=False)
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        write = df.to_csv if fmt == "csv" else df.to_parquet
+        atomic_write(path, lambda fh, write=write: write(fh, index=False))
         written.append(path)
     return written
-
-
-def flatten(config: dict[str, Any]) -> dict[str, Any]:
-    """``{"data": {"mu": 0.1}, "seed": 0}`` → ``{"data.mu": 0.1, "seed": 0}``."""
-    flat: dict[str, Any] = {}
-    for key, value in config.items():
-        if isinstance(value, dict):
-            for sub, v in value.items():
-                flat[f"{key}.{sub}"] = v
-        else:
-            flat[key] = value
-    return flat
 
 
 def _cell(v: Any) -> Any:

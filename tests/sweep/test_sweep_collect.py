@@ -7,7 +7,7 @@ import math
 import pandas as pd
 import pytest
 
-from multiview.sweep.collect import METRICS, flatten, unit_metrics
+from multiview.sweep.collect import METRICS, unit_metrics
 from multiview.sweep.phase import PhaseError, axis_label, phase_grid, plot_phase
 
 
@@ -37,10 +37,6 @@ def test_unit_metrics():
     assert m["bound_pass_rate"] == pytest.approx(2 / 3) and m["bounds_judged"] == 3
     assert (m["exactly_one_fraction"], m["lottery_agreement"], m["wall_seconds"]) == (0.75, 0.9, 12.5)
     assert math.isnan(unit_metrics(_results([0.1], 0.1, bounds=(None,)))["bound_pass_rate"])
-
-
-def test_flatten():
-    assert flatten({"data": {"mu": 0.1}, "seed": 3}) == {"data.mu": 0.1, "seed": 3}
 
 
 def _table():

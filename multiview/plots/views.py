@@ -1,4 +1,5 @@
-"""Feature overlap: which views each seed learned, how seeds overlap, what ensembles and students cover.
+"""Learned views: which views each seed learned, which views seeds share, what ensembles and
+students cover.
 
 Classes and views are indexed from 0 in the results (view 0/1 = the paper's v_{i,1}, v_{i,2});
 labels show the paper's 1-based names.
@@ -95,8 +96,9 @@ def learned_views_figure(results: dict[str, Any], stage: str = "single") -> Figu
     return fig
 
 
-def draw_pairwise_overlap(ax: Axes, matrix: Any, annotate: bool | None = None) -> Any:
-    """An S × S overlap matrix (values in [0, 1]) as a heatmap; returns the image."""
+def draw_pair_matrix(ax: Axes, matrix: Any, annotate: bool | None = None) -> Any:
+    """An S × S matrix between models (values in [0, 1]: shared views, Jaccard indices) as a
+    heatmap; returns the image."""
     M = np.asarray(matrix, dtype=float)
     S = M.shape[0]
     im = ax.imshow(M, cmap=HEATMAP_CMAP, vmin=0, vmax=1, interpolation="nearest")
@@ -122,10 +124,10 @@ def draw_pairwise_overlap(ax: Axes, matrix: Any, annotate: bool | None = None) -
     return im
 
 
-def pairwise_overlap_figure(results: dict[str, Any], measure: str = "same_views") -> Figure:
+def shared_views_figure(results: dict[str, Any], measure: str = "same_views") -> Figure:
     """How much any two seeds agree: ``same_views`` (fraction of classes with the same learned
     views) or ``jaccard`` (|A ∩ B| / |A ∪ B| of the learned (class, view) sets)."""
-    ov = require(results, "single.views.overlap", "the pairwise-overlap heatmap")
+    ov = require(results, "single.views.overlap", "the shared-views heatmap")
     M = ov[measure]
     mean = num(ov.get(f"mean_{measure}"))
     what = {
@@ -138,7 +140,7 @@ def pairwise_overlap_figure(results: dict[str, Any], measure: str = "same_views"
         size = min(2.6 + 0.35 * S, 8.0)
         fig = new_figure(size + 1.2, size)
         ax = fig.add_subplot()
-        im = draw_pairwise_overlap(ax, M)
+        im = draw_pair_matrix(ax, M)
         fig.colorbar(im, ax=ax, shrink=0.8, label=what)
         headline = {
             "same_views": f"Two seeds learned the same views for {pct(mean)} of classes on average",
@@ -280,7 +282,7 @@ def students_figure(results: dict[str, Any]) -> Figure:
     return fig
 
 
-def overlap_summary_figure(results: dict[str, Any]) -> Figure:
+def views_summary_figure(results: dict[str, Any]) -> Figure:
     """One picture of the mechanism: the learned-view matrix and the ensemble's coverage."""
     learned = require(results, "single.views.learned", "the summary figure")
     views = results["single"]["views"]
