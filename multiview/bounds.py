@@ -99,6 +99,15 @@ def _gain_entry(
     return entry
 
 
+BELOW = (
+    ("ensemble", "ensemble", "Thm 2: the ensemble of {K} models has err < 0.01μ", 0.01),
+    ("knowledge_distillation", "kd", "Thm 3: a student distilled from the ensemble has err < 0.01μ", 0.01),
+    ("self_distillation", "self_kd", "Thm 4: a self-distilled student has err < 0.26μ", 0.26),
+    ("ensemble_of_kd", "ensemble_of_kd", "the ensemble of KD students has err < 0.01μ", 0.01),
+)
+"""The claims that a method's error stays below a multiple of μ: (check, stage, claim, multiple)."""
+
+
 def check(results: dict[str, Any], cfg: SimConfig) -> list[dict[str, Any]]:
     """All checks that the stages present in ``results`` allow."""
     mu = cfg.data.mu
@@ -156,50 +165,20 @@ def check(results: dict[str, Any], cfg: SimConfig) -> list[dict[str, Any]]:
             )
         )
 
-    if "ensemble" in results:
-        out.append(
-            _below(
-                "ensemble",
-                f"Thm 2: the ensemble of {results['ensemble']['K']} models has err < 0.01μ",
-                err["ensemble"],
-                0.01,
-                mu,
-                n,
+    for name, stage, claim, factor in BELOW:
+        if stage in results:
+            claim = claim.format(K=results[stage].get("K"))
+            out.append(
+                _entry(
+                    name,
+                    claim,
+                    err[stage],
+                    mu,
+                    n,
+                    {"high": factor * mu},
+                    bool(nanmean(err[stage]) < factor * mu),
+                )
             )
-        )
-    if "kd" in results:
-        out.append(
-            _below(
-                "knowledge_distillation",
-                "Thm 3: a student distilled from the ensemble has err < 0.01μ",
-                err["kd"],
-                0.01,
-                mu,
-                n,
-            )
-        )
-    if "self_kd" in results:
-        out.append(
-            _below(
-                "self_distillation",
-                "Thm 4: a self-distilled student has err < 0.26μ",
-                err["self_kd"],
-                0.26,
-                mu,
-                n,
-            )
-        )
-    if "ensemble_of_kd" in results:
-        out.append(
-            _below(
-                "ensemble_of_kd",
-                "the ensemble of KD students has err < 0.01μ",
-                err["ensemble_of_kd"],
-                0.01,
-                mu,
-                n,
-            )
-        )
 
     if "training_average" in results and "single" in results and "ensemble" in results:
         out.append(
@@ -255,17 +234,10 @@ def check(results: dict[str, Any], cfg: SimConfig) -> list[dict[str, Any]]:
 
 _METHOD_OF = {
     "single_model": "single",
-    "ensemble": "ensemble",
-    "knowledge_distillation": "kd",
-    "self_distillation": "self_kd",
-    "ensemble_of_kd": "ensemble_of_kd",
+    **{name: stage for name, stage, _, _ in BELOW},
     "training_average_no_gain": "training_average",
 }
-
-
-def _below(name: str, claim: str, errors: list[float], factor: float, mu: float, n: int) -> dict[str, Any]:
-    m = nanmean(errors)
-    return _entry(name, claim, errors, mu, n, {"high": factor * mu}, bool(m < factor * mu))
+"""The stage whose raw test error a check also reports."""
 
 
 def _fraction_entry(name: str, claim: str, value: float, at_least: float) -> dict[str, Any]:

@@ -107,9 +107,9 @@ def simulate(
 
       multiview simulate --set data.mu=0.2 --set model.q=3 --seeds 20 --only single,ensemble
     """
-    from multiview.driver import Reporter
+    from multiview.progress import Reporter, RichReporter
     from multiview.protocol import run_protocol
-    from multiview.report import RichReporter, print_report
+    from multiview.report import print_report
 
     cfg = build_config(preset, config_file, sets, seeds, dtype, only)
     dev = device_option(device)

@@ -5,9 +5,10 @@ A protocol (the simulator's in :mod:`multiview.protocol`, CIFAR's in
 :mod:`multiview.cifar.protocol`) subclasses :class:`Driver`: it builds its context and the header
 of its results (:meth:`Driver.prepare`), and its stage functions, registered with
 :func:`implements`, fill in the rest. The driver runs the requested stages and what they need, in
-registry order (:mod:`multiview.stages`); with an output folder it writes ``config.toml`` first,
-a checkpoint per stage where the protocol keys one (``stages/<name>.pt``), and ``results.json``
-(atomically) after every stage, so an interrupted run resumes from its last finished stage.
+registry order (:mod:`multiview.stages`), telling a :class:`~multiview.progress.Reporter`; with an
+output folder it writes ``config.toml`` first, a checkpoint per stage where the protocol keys one
+(``stages/<name>.pt``), and ``results.json`` (atomically) after every stage, so an interrupted run
+resumes from its last finished stage.
 
 Top-level keys of ``results.json``: ``schema``, the protocol's header (``mode`` for CIFAR,
 ``config``, ``config_hash``, ``environment``, ``data``), one key per stage, the protocol's
@@ -28,35 +29,10 @@ import torch
 
 from multiview import stages
 from multiview.files import atomic_write_bytes, atomic_write_text, write_json
+from multiview.progress import Reporter
 from multiview.settings import Settings
 
 SCHEMA_VERSION = 1
-
-
-class Reporter:
-    """Receives a run's progress; silent by default (the command lines show progress bars).
-
-    ``stage_started``: a stage, or one training inside it, begins (``total``: its steps in the
-    simulator, its models in CIFAR); ``step``: a simulator training step; ``model_*``: a CIFAR
-    model starts, advances, ends; ``stage_finished``: a stage ends (``cached``: loaded from its
-    checkpoint).
-    """
-
-    def stage_started(self, stage: str, total: int) -> None: ...
-
-    def step(self, stage: str, step: int, total: int, active: int, loss: float) -> None: ...
-
-    def model_started(self, stage: str, index: int, label: str) -> None: ...
-
-    def model_progress(
-        self, stage: str, index: int, step: int, total: int, images_per_second: float
-    ) -> None: ...
-
-    def model_finished(
-        self, stage: str, index: int, accuracy: float, seconds: float, cached: bool
-    ) -> None: ...
-
-    def stage_finished(self, stage: str, seconds: float, cached: bool = False) -> None: ...
 
 
 # --------------------------------------------------------------------------------------------

@@ -18,8 +18,9 @@ import torch
 
 from multiview import bounds, fixed_features, methods, stages
 from multiview.config import SimConfig
-from multiview.driver import Driver, Reporter, host_environment, load_tensors, stage_function
+from multiview.driver import Driver, host_environment, load_tensors, stage_function
 from multiview.files import digest
+from multiview.progress import Reporter
 from multiview.run import Run
 
 STAGE_MODULES = (methods, fixed_features)

@@ -1,4 +1,4 @@
-"""Rich tables and progress for a run's results (used by the CLI; plain data in, renderables out)."""
+"""Rich tables of a run's results (used by the CLI; plain data in, renderables out)."""
 
 from __future__ import annotations
 
@@ -9,9 +9,7 @@ from rich.console import Console
 from rich.table import Table
 
 from multiview import stages
-from multiview.driver import Reporter
 from multiview.stats import nanmean
-from multiview.terminal import progress_display
 
 
 def _fmt(x: Any, digits: int = 4) -> str:
@@ -172,41 +170,6 @@ def print_report(results: dict[str, Any], console: Console) -> None:
         console.print(ensemble_table(results))
     console.print(verdict_table(results))
     console.print(timing_table(results))
-
-
-class RichReporter(Reporter):
-    """One progress display across the protocol's stages."""
-
-    def __init__(self, console: Console) -> None:
-        self.progress = progress_display(console, transient=False)
-        self.tasks: dict[str, Any] = {}
-
-    def __enter__(self) -> RichReporter:
-        self.progress.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.progress.stop()
-
-    def stage_started(self, name: str, total_steps: int) -> None:
-        self.tasks[name] = self.progress.add_task(name, total=total_steps, info="")
-
-    def step(self, name: str, step: int, total: int, active: int, loss: float) -> None:
-        task = self.tasks.get(name)
-        if task is None:
-            return
-        if step % 10 == 0 or active == 0 or step == total:
-            self.progress.update(task, completed=step, info=f"loss {loss:.4f}  running {active}")
-        if active == 0:
-            self.progress.update(task, completed=total, info=f"loss {loss:.4f}  converged")
-
-    def stage_finished(self, name: str, seconds: float, cached: bool) -> None:
-        if cached:
-            self.progress.console.print(
-                f"[dim]{name}: loaded from checkpoint ({seconds:.1f} s when computed)[/dim]"
-            )
-        elif name not in self.tasks:
-            self.progress.console.print(f"[dim]{name}: {seconds:.1f} s[/dim]")
 
 
 def markdown_summary(results: dict[str, Any], label: str = "") -> str:

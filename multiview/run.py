@@ -25,12 +25,12 @@ from torch import Tensor
 from multiview import precision
 from multiview.config import ProtocolConfig, SimConfig, TrainConfig
 from multiview.data import Batch, MultiViewDistribution
-from multiview.driver import Reporter
 from multiview.evaluate import batched_logits, error_rates
 from multiview.inputs import Inputs
 from multiview.losses import PracticalKDObjective, TheoryKDObjective
 from multiview.model import TwoLayerCNN, init_weights
 from multiview.probes import lam, learned_views, phi, view_correlations
+from multiview.progress import Reporter
 from multiview.seeding import derive_seed
 from multiview.train import TrainResult, evaluation_chunk, train
 

@@ -14,7 +14,6 @@ import typer
 if TYPE_CHECKING:
     import torch
     from rich.console import Console
-    from rich.progress import Progress
 
 
 PIPED_WIDTH = 140
@@ -42,19 +41,3 @@ def device_option(name: str) -> torch.device:
         return resolve_device(name)
     except ConfigError as exc:
         raise typer.BadParameter(str(exc)) from None
-
-
-def progress_display(console: Console, transient: bool) -> Progress:
-    """Progress bars with a bold description, done / total, a free ``info`` field (pass
-    ``info=...`` to ``add_task``) and the elapsed time; ``transient`` ones vanish when stopped."""
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
-    return Progress(
-        TextColumn("[bold]{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TextColumn("{task.fields[info]}"),
-        TimeElapsedColumn(),
-        console=console,
-        transient=transient,
-    )

@@ -8,7 +8,7 @@ import pytest
 
 from multiview import stages
 from multiview.config import get_preset
-from multiview.driver import Reporter
+from multiview.progress import Reporter
 from multiview.protocol import run_protocol
 
 

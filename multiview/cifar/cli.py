@@ -135,8 +135,9 @@ def cifar(
         torch.set_num_threads(threads)
 
     from multiview.cifar.data import CifarDataError, download_cifar
-    from multiview.cifar.protocol import Reporter, run_cifar
-    from multiview.cifar.report import RichReporter, print_report
+    from multiview.cifar.protocol import run_cifar
+    from multiview.cifar.report import print_report
+    from multiview.progress import Reporter, RichReporter
 
     try:
         if download and not Path(cfg.data.path).exists():

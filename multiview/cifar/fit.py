@@ -10,35 +10,18 @@ teachers); a resumed run loads a model whose key matches instead of training it.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 from torch import Tensor, nn
 
 from multiview.cifar.nets import StagedNet, build_net
+from multiview.cifar.run import CifarRun, Trained
 from multiview.cifar.train import LabelLoss, LossFn, TrainStats, accuracy, predict, prepare, train_model
 from multiview.driver import load_tensors, save_tensors
 from multiview.files import digest
 from multiview.seeding import derive_seed, generator
-
-if TYPE_CHECKING:
-    from multiview.cifar.protocol import CifarRun
-
-
-@dataclass
-class Trained:
-    """A trained (or loaded) model with its test logits (N, k) and training record; ``net`` is
-    kept only where later stages need it (the single models: teachers and channel-split bottoms)."""
-
-    stage: str
-    index: int
-    net: nn.Module | None
-    test_logits: Tensor
-    record: dict[str, Any]
-    key: str
-    cached: bool
 
 
 def model_key(parts: dict[str, Any]) -> str:

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -31,86 +30,16 @@ from torch import Tensor, nn
 
 from multiview import ensemble as ens
 from multiview.cifar.config import CifarConfig
-from multiview.cifar.data import CifarArrays, balanced_subset, load_cifar
-from multiview.cifar.fit import Trained, accuracy_json, fit, models_json, new_net
+from multiview.cifar.data import CifarArrays, load_cifar
+from multiview.cifar.fit import accuracy_json, fit, models_json, new_net
 from multiview.cifar.mistakes import wrong_set_overlap
-from multiview.cifar.nets import AverageNet, SplitNet, StagedNet, whitening_filters
-from multiview.cifar.pipeline import DeviceSet, Normalizer
+from multiview.cifar.nets import AverageNet, SplitNet, StagedNet
+from multiview.cifar.run import CifarRun, Trained
 from multiview.cifar.train import KDLoss, LabelLoss, LossFn, Teacher, accuracy, predict, use_bf16
-from multiview.driver import Driver, Reporter, host_environment, implements
+from multiview.driver import Driver, host_environment, implements
+from multiview.progress import Reporter
 from multiview.seeding import derive_seed, generator
 from multiview.stages import CIFAR
-
-
-@dataclass
-class CifarRun:
-    """What the stages of one CIFAR run share: the config, the device, where models are saved
-    (``out``, ``resume``), progress, the data on the device, the fast network's whitening filters,
-    the data's identity (part of every model's key), the test images' indices in the full test set
-    (a subset), and the models each stage trained."""
-
-    cfg: CifarConfig
-    device: torch.device
-    out: Path | None
-    resume: bool
-    reporter: Reporter
-    train_set: DeviceSet
-    test_set: DeviceSet
-    normalize: Normalizer
-    whitening: Tensor | None
-    data_identity: dict[str, Any]
-    test_index: Tensor | None
-    models: dict[str, list[Trained]] = field(default_factory=dict)
-    warmed_up: bool = False
-
-    @classmethod
-    def create(
-        cls,
-        cfg: CifarConfig,
-        device: torch.device,
-        out: Path | None,
-        resume: bool,
-        reporter: Reporter,
-        arrays: CifarArrays,
-    ) -> CifarRun:
-        """Move the configured subsets of ``arrays`` to ``device`` (and fit the fast network's
-        whitening filters to the training images)."""
-        d, K = cfg.data, cfg.num_classes
-        train_idx = balanced_subset(arrays.train_y, d.train_subset, K, d.subset_seed, "train")
-        test_idx = balanced_subset(arrays.test_y, d.test_subset, K, d.subset_seed, "test")
-        normalize = Normalizer(arrays.mean, arrays.std, device, cfg.recipe.channels_last)
-        train_set = DeviceSet.from_arrays(arrays.train_x[train_idx], arrays.train_y[train_idx], device)
-        test_set = DeviceSet.from_arrays(arrays.test_x[test_idx], arrays.test_y[test_idx], device)
-        whitening = None
-        if cfg.model.arch == "fast":
-            whitening = whitening_filters(normalize(train_set.images[:5000]).float())
-        identity = {
-            "dataset": d.dataset,
-            "labels": d.labels,
-            "fingerprint": arrays.fingerprint,
-            "train_subset": d.train_subset,
-            "test_subset": d.test_subset,
-            "subset_seed": d.subset_seed,
-        }
-        subset = d.test_subset > 0 and d.test_subset < len(arrays.test_y)
-        return cls(
-            cfg,
-            device,
-            out,
-            resume,
-            reporter,
-            train_set,
-            test_set,
-            normalize,
-            whitening,
-            identity,
-            torch.from_numpy(test_idx) if subset else None,
-        )
-
-    @property
-    def y_test(self) -> Tensor:
-        return self.test_set.labels.cpu()
-
 
 # --------------------------------------------------------------------------------------------
 # Entry point and driver

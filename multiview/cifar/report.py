@@ -1,4 +1,4 @@
-"""Rich tables of a CIFAR run's results (laid out like the paper's) and a progress display."""
+"""Rich tables of a CIFAR run's results, laid out like the paper's."""
 
 from __future__ import annotations
 
@@ -9,9 +9,7 @@ from rich.console import Console
 from rich.table import Table
 
 from multiview import stages
-from multiview.driver import Reporter
 from multiview.stats import mean_sd
-from multiview.terminal import progress_display
 
 PAPER_COLUMNS = ("single", "ensemble", "kd", "self_kd", "training_average", "ensemble_of_kd")
 """The methods in the order of the paper's CIFAR table (spec §6.1)."""
@@ -208,42 +206,3 @@ def print_report(results: dict[str, Any], console: Console) -> None:
     if "overlap" in results:
         console.print(mistakes_table(results))
     console.print(timing_table(results))
-
-
-class RichReporter(Reporter):
-    """A progress bar per model with its images per second; a line per finished model."""
-
-    def __init__(self, console: Console) -> None:
-        self.console = console
-        self.progress = progress_display(console, transient=True)
-        self.task: Any = None
-        self.label = ""
-
-    def __enter__(self) -> RichReporter:
-        self.progress.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.progress.stop()
-
-    def model_started(self, stage: str, index: int, label: str) -> None:
-        self.label = label
-        if self.task is not None:
-            self.progress.remove_task(self.task)
-        self.task = self.progress.add_task(label, total=None, info="")
-
-    def model_progress(self, stage: str, index: int, step: int, total: int, images_per_second: float) -> None:
-        if self.task is not None:
-            self.progress.update(
-                self.task, completed=step, total=total, info=f"{images_per_second:,.0f} img/s"
-            )
-
-    def model_finished(self, stage: str, index: int, accuracy: float, seconds: float, cached: bool) -> None:
-        if self.task is not None:
-            self.progress.remove_task(self.task)
-            self.task = None
-        how = "loaded from its checkpoint" if cached else f"{seconds:.1f} s"
-        self.console.print(f"  {self.label}: test accuracy {100 * accuracy:.2f}%  [dim]({how})[/dim]")
-
-    def stage_finished(self, stage: str, seconds: float, cached: bool = False) -> None:
-        self.console.print(f"[dim]{stage}: {seconds:.1f} s[/dim]")

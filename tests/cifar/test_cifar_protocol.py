@@ -14,7 +14,8 @@ from multiview import ensemble as ens
 from multiview.cifar import config as cfg_mod
 from multiview.cifar.protocol import run_cifar
 from multiview.cifar.train import accuracy
-from multiview.driver import Reporter, load_tensors
+from multiview.driver import load_tensors
+from multiview.progress import Reporter
 
 S, K_AVG, N_TRAIN, N_TEST = 2, 2, 400, 200
 METHODS = ("single", "ensemble", "training_average", "kd", "self_kd", "ensemble_of_kd")
