@@ -98,3 +98,37 @@ def test_fixed_feature_models_take_normalized_steps_of_baseline_delta():
     assert (t.step, t.delta) == ("normalized", 0.02)
     t = tcfg(**{"train.step": "constant", "train.lr": 0.5})
     assert (t.step, t.lr) == ("constant", 0.5)
+
+
+def test_a_script_reruns_one_stage_on_a_cached_single_stage(tmp_path):
+    """What ``scripts/kd/screen.py`` does, through the public API: the rerun student is the same."""
+    from multiview.protocol import load_stage, run_stage
+    from multiview.run import Run
+    from multiview.train import train
+
+    cfg = _cfg().with_overrides({"protocol.stages": "single,kd"})
+    full = run_protocol(cfg, out_dir=tmp_path)
+    calls = []
+
+    def trainer(*args, **kwargs):
+        calls.append(kwargs["max_steps"])
+        return train(*args, **kwargs)
+
+    run = Run.create(cfg, trainer=trainer)
+    assert run.test_inputs is run.test_inputs  # built once with the run, not at every access
+    run.tensors["single"] = load_stage(tmp_path / "stages" / "single.pt", cfg, "single")
+    part, tensors = run_stage(run, "kd")
+    assert part["test_error"] == full["kd"]["test_error"]
+    assert calls == [cfg.protocol.kd_steps] and tensors["weights"].shape[0] == cfg.n_seeds
+    with pytest.raises(ValueError, match="written for another config"):
+        load_stage(tmp_path / "stages" / "single.pt", cfg.with_overrides({"data.mu": 0.3}), "single")
+
+
+def test_stage_hashes_follow_the_registry_keys():
+    from multiview.protocol import stage_hash
+
+    cfg = _cfg()
+    kd = cfg.with_overrides({"protocol.kd_temperature": 2.0})
+    assert stage_hash(kd, "single") == stage_hash(cfg, "single")
+    assert stage_hash(kd, "kd") != stage_hash(cfg, "kd")
+    assert stage_hash(cfg.with_overrides({"data.mu": 0.3}), "single") != stage_hash(cfg, "single")

@@ -1,0 +1,60 @@
+"""Theorem figures: each check beside its bound, learned against fixed features."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from plot_helpers import only
+
+from multiview.plots import (
+    fixed_features_figure,
+    theorems_figure,
+)
+
+
+def test_theorems_figure_shows_every_bound(results):
+    fig = theorems_figure(results)
+    ax_err, ax_mech = fig.axes
+    errs = [b for b in results["bounds"] if b["measured_over_mu"] is not None]
+    labels = [t.get_text() for t in ax_err.get_yticklabels()]
+    assert len(labels) == len(errs)
+    assert labels[-1] == "single model (Thm 1)"
+    assert {"ensemble (Thm 2)", "KD from the ensemble (Thm 3)", "self-distillation (Thm 4)"} <= set(labels)
+    points = [c for c in ax_err.collections if c.get_gid() == "measured"]
+    assert sorted(float(p.get_offsets()[0][0]) for p in points) == pytest.approx(
+        sorted(b["measured_over_mu"] for b in errs)
+    )
+    assert "units of μ" in ax_err.get_xlabel()
+    assert len(ax_mech.get_yticklabels()) == 3
+    n_judged = sum(b["passed"] is not None for b in results["bounds"])
+    assert f"of {n_judged} theorem checks pass" in fig.get_suptitle()
+
+
+def test_theorems_figure_with_single_stageonly(results):
+    r = only(results, "single")
+    r["bounds"] = [b for b in r["bounds"] if b["name"] in ("single_model", "one_view_per_class")]
+    fig = theorems_figure(r)
+    assert [t.get_text() for t in fig.axes[0].get_yticklabels()] == ["single model (Thm 1)"]
+
+
+def test_fixed_features_figure(results):
+    fig = fixed_features_figure(results)
+    (ax,) = fig.axes
+    ticks = [t.get_text().split("\n") for t in ax.get_xticklabels()]
+    assert [t[0] for t in ticks] == ["feature learning (CNN)", "random features"]
+    assert ax.get_ylabel() == "test error / μ"
+    single = ax.containers[0]
+    mu = results["config"]["data"]["mu"]
+    assert single[0].get_height() == pytest.approx(np.mean(results["single"]["test_error"]["all"]) / mu)
+    err = {
+        k: np.mean(results["random_features"][k]["test_error"]["all"]) for k in ("single", "ensemble", "kd")
+    }
+    kd_share = (err["single"] - err["kd"]) / (err["single"] - err["ensemble"])
+    assert ticks[1][1].startswith("kept: training avg. ") and ticks[1][1].endswith(f"KD {kd_share:.0%}")
+    assert "ensemble's gain" in fig.get_suptitle()
+
+
+def test_fixed_features_figure_needs_a_fixed_feature_stage(results):
+    del results["random_features"]
+    with pytest.raises(KeyError, match="random_features"):
+        fixed_features_figure(results)

@@ -1,0 +1,67 @@
+"""Files: atomic writes (a crash leaves the old file), JSON conversion, content digests."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from multiview.files import atomic_write, atomic_write_text, digest, read_json, to_jsonable, write_json
+
+
+def test_atomic_write_creates_folders_and_replaces(tmp_path):
+    path = tmp_path / "a" / "b" / "f.txt"
+    atomic_write_text(path, "one")
+    atomic_write_text(path, "two")
+    assert path.read_text() == "two"
+    assert [p.name for p in path.parent.iterdir()] == ["f.txt"]  # no temporary file left
+
+
+def test_a_failed_write_keeps_the_old_file(tmp_path):
+    path = tmp_path / "f.txt"
+    atomic_write_text(path, "old")
+
+    def fail(fh):
+        fh.write(b"half")
+        raise RuntimeError("disk full")
+
+    with pytest.raises(RuntimeError, match="disk full"):
+        atomic_write(path, fail)
+    assert path.read_text() == "old" and [p.name for p in tmp_path.iterdir()] == ["f.txt"]
+
+
+def test_json_of_tensors_arrays_and_non_finite_numbers(tmp_path):
+    obj = {
+        "t": torch.tensor([[1.0, float("nan")]]),
+        "a": np.arange(3),
+        "s": np.float32(0.5),
+        "b": np.bool_(True),
+        "x": (math.inf, 1),
+        2: "key",
+    }
+    assert to_jsonable(obj) == {
+        "t": [[1.0, None]],
+        "a": [0, 1, 2],
+        "s": 0.5,
+        "b": True,
+        "x": [None, 1],
+        "2": "key",
+    }
+    write_json(tmp_path / "r.json", obj)
+    assert read_json(tmp_path / "r.json")["t"] == [[1.0, None]]
+    assert (tmp_path / "r.json").read_text().endswith("\n")
+
+
+def test_digest_is_stable_and_ignores_key_order():
+    a = digest({"b": 1, "a": [1.5, "x"]})
+    assert a == digest({"a": [1.5, "x"], "b": 1}) and len(a) == 16
+    assert a != digest({"b": 2, "a": [1.5, "x"]})
+    # the spelling checkpoints were keyed with: with and without spaces after separators
+    text = json.dumps({"a": 1}, sort_keys=True)
+    import hashlib
+
+    assert digest({"a": 1}, compact=False) == hashlib.sha256(text.encode()).hexdigest()[:16]
+    assert digest({"a": 1}) != digest({"a": 1}, compact=False)
