@@ -51,7 +51,8 @@ import json, os, shutil, statistics, sys, time
 import torch
 
 from multiview.cifar import config
-from multiview.cifar.protocol import Reporter, run_cifar
+from multiview.cifar.protocol import run_cifar
+from multiview.progress import Reporter
 
 data, run_dir, out_dir = sys.argv[1:4]
 overrides = {
@@ -73,7 +74,7 @@ class Lines(Reporter):
         note = " (checkpoint)" if cached else ""
         print(f"{stage:>16} {index:3d}: test accuracy {100 * accuracy:6.2f}%  train {seconds:6.2f} s{note}", flush=True)
 
-    def stage_finished(self, stage, seconds):
+    def stage_finished(self, stage, seconds, cached=False):
         print(f"{stage}: {seconds:.1f} s", flush=True)
 
 
