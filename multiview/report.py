@@ -154,11 +154,17 @@ def verdict_table(results: dict[str, Any]) -> Table:
 
 
 def timing_table(results: dict[str, Any]) -> Table:
+    """Seconds per stage; for a CIFAR run also the training seconds and images per second of a model."""
+    tm = results.get("timing", {})
+    per, ips = tm.get("seconds_per_model", {}), tm.get("images_per_second", {})
     t = Table(title="Wall time (s)", title_justify="left")
     t.add_column("stage")
-    t.add_column("seconds", justify="right")
-    for k, v in results.get("timing", {}).items():
-        t.add_row(k, f"{v:.1f}")
+    for col in ("seconds", *(("training s / model", "images / s") if per else ())):
+        t.add_column(col, justify="right")
+    for k, v in tm.items():
+        if isinstance(v, (int, float)):
+            model = (f"{per[k]:.2f}" if k in per else "", f"{ips[k]:.0f}" if k in ips else "") if per else ()
+            t.add_row(k, f"{v:.1f}", *model)
     return t
 
 

@@ -20,7 +20,6 @@ rewritten (atomically) after every stage.
 from __future__ import annotations
 
 import copy
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -244,17 +243,8 @@ def _teacher(run: CifarRun, members: list[nn.Module]) -> Teacher:
     c = run.cfg
     teacher = Teacher(members, c.protocol.ensemble_combine, c.recipe, run.device)
     if not c.recipe.augments:  # no augmentation: the teacher's logits are fixed, compute them once
-        cache = predict(teacher_forward(teacher), run.train_set, run.normalize, c.recipe, tta=0)
-        teacher.cache = cache.to(run.device)
+        teacher.cache = predict(teacher.logits, run.train_set, run.normalize, c.recipe, tta=0).to(run.device)
     return teacher
-
-
-def teacher_forward(teacher: Teacher) -> Callable[[Tensor], Tensor]:
-    def forward(x: Tensor) -> Tensor:
-        logits = torch.stack([m(x).float() for m in teacher.members])
-        return ens.combine(logits, teacher.how) if len(teacher.members) > 1 else logits[0]
-
-    return forward
 
 
 @implements(CIFAR, "kd")

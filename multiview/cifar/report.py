@@ -9,6 +9,7 @@ from rich.console import Console
 from rich.table import Table
 
 from multiview import stages
+from multiview.report import timing_table
 from multiview.stats import mean_sd
 
 PAPER_COLUMNS = ("single", "ensemble", "kd", "self_kd", "training_average", "ensemble_of_kd")
@@ -172,24 +173,6 @@ def mistakes_table(results: dict[str, Any]) -> Table:
         if fx:
             t.add_row(
                 "self-KD: fraction of the teacher's errors the student fixes", f"{sum(fx) / len(fx):.2f}"
-            )
-    return t
-
-
-def timing_table(results: dict[str, Any]) -> Table:
-    tm = results.get("timing", {})
-    t = Table(title="Wall time", title_justify="left")
-    for col in ("stage", "stage seconds", "training s / model", "images / s"):
-        t.add_column(col, justify="right")
-    per = tm.get("seconds_per_model", {})
-    ips = tm.get("images_per_second", {})
-    for k, v in tm.items():
-        if isinstance(v, (int, float)):
-            t.add_row(
-                k,
-                f"{v:.1f}",
-                f"{per[k]:.2f}" if k in per else "",
-                f"{ips[k]:.0f}" if k in ips else "",
             )
     return t
 

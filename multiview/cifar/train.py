@@ -81,13 +81,17 @@ class Teacher:
         for m in members:
             m.eval()
 
+    def logits(self, x: Tensor) -> Tensor:
+        """The (combined) logits of the members on normalized images x (B, 3, H, W)."""
+        logits = torch.stack([m(x).float() for m in self.members])
+        return ensemble.combine(logits, self.how) if len(self.members) > 1 else logits[0]
+
     @torch.no_grad()
     def __call__(self, x: Tensor, idx: Tensor) -> Tensor:
         if self.cache is not None:
             return self.cache[idx]
         with autocast(self.recipe, self.device):
-            logits = torch.stack([m(x).float() for m in self.members])
-        return ensemble.combine(logits, self.how) if len(self.members) > 1 else logits[0]
+            return self.logits(x)
 
 
 class LabelLoss:

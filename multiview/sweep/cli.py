@@ -168,8 +168,7 @@ def _print_units(store: SweepStore, p: Plan) -> None:
 
 
 def _run_local(spec: SweepSpec, store: SweepStore, p: Plan, quiet: bool) -> SweepReport:
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
+    from multiview.progress import progress_display
     from multiview.sweep.local import layout, run_local
 
     if p.run:
@@ -182,16 +181,8 @@ def _run_local(spec: SweepSpec, store: SweepStore, p: Plan, quiet: bool) -> Swee
     if quiet or not p.run:
         return run_local(store.root, p.run, spec.local, spec.keep_stages)
     failed = 0
-    with Progress(
-        TextColumn("[bold]units"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        TextColumn("{task.fields[note]}"),
-        console=console,
-        transient=False,
-    ) as progress:
-        task = progress.add_task("units", total=len(p.run), note="")
+    with progress_display(console) as progress:
+        task = progress.add_task("units", total=len(p.run), info="")
 
         def on_outcome(unit: Any, out: Any) -> None:
             nonlocal failed
@@ -199,7 +190,7 @@ def _run_local(spec: SweepSpec, store: SweepStore, p: Plan, quiet: bool) -> Swee
             note = f"last: {unit.label()} {out.state} ({out.seconds:.1f} s)"
             if failed:
                 note += f"  [red]{failed} failed[/red]"
-            progress.update(task, advance=1, note=note)
+            progress.update(task, advance=1, info=note)
 
         return run_local(store.root, p.run, spec.local, spec.keep_stages, on_outcome)
 
@@ -234,22 +225,15 @@ def _run_slurm(spec: SweepSpec, store: SweepStore, p: Plan, wait: bool, quiet: b
     try:
         if quiet:
             return slurm.watch(store, jobs, spec.slurm.poll_s)
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+        from multiview.progress import progress_display
 
-        with Progress(
-            TextColumn("[bold]SLURM"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TimeElapsedColumn(),
-            TextColumn("{task.fields[note]}"),
-            console=console,
-        ) as progress:
-            task = progress.add_task("slurm", total=len(jobs), note="submitted")
+        with progress_display(console) as progress:
+            task = progress.add_task("SLURM", total=len(jobs), info="submitted")
 
             def on_progress(counts: dict[str, int]) -> None:
                 finished = counts.get("DONE", 0) + counts.get("FAILED", 0)
                 note = "  ".join(f"{k.lower()} {v}" for k, v in sorted(counts.items()) if v)
-                progress.update(task, completed=finished, note=note)
+                progress.update(task, completed=finished, info=note)
 
             return slurm.watch(store, jobs, spec.slurm.poll_s, on_progress)
     except KeyboardInterrupt:
