@@ -9,6 +9,7 @@ Shapes: weights W (R, k, m, D); feature f = 2i + ℓ is v_{i,ℓ}; views are ind
 from __future__ import annotations
 
 import itertools
+from collections.abc import Callable
 
 import torch
 from torch import Tensor
@@ -34,7 +35,7 @@ def lam(corr: Tensor) -> Tensor:
     return corr.max(2).values
 
 
-def view_probe(dist: MultiViewDistribution):
+def view_probe(dist: MultiViewDistribution) -> Callable[[Tensor], dict[str, Tensor]]:
     """A probe for the trainer: weights → {"Lambda": (R, k, 2), "Phi": (R, k, 2)}."""
 
     def probe(weights: Tensor) -> dict[str, Tensor]:

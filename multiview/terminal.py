@@ -1,7 +1,6 @@
 """Pieces shared by the command lines (``multiview simulate``, ``multiview cifar``, ``multiview
-sweep``, ``multiview plot``): the console, the ``--device`` option and the progress display.
-
-torch and rich's progress module are imported on use, so importing this module stays cheap.
+sweep``, ``multiview plot``): the console and the ``--device`` option (progress bars are in
+:mod:`multiview.progress`). torch is imported on use, so importing this module stays cheap.
 """
 
 from __future__ import annotations
