@@ -224,63 +224,57 @@ def student_views(student: Tensor, L0: Tensor, teacher: Tensor) -> dict[str, Any
     }
 
 
-def train_students(run: Run, name: str, teacher: Tensor) -> tuple[Any, Tensor, TrainResult]:
+def distil(
+    run: Run, name: str, teacher: Tensor, teacher_learned: Tensor, **extra: Any
+) -> tuple[Part, Tensor]:
     """S fresh students of the random stream ``<name>_student`` distilled from teacher logits on
-    the training set (G or 1, N, k): the trained CNN, its Λ(0) and the training result."""
+    the training set (G or 1, N, k), evaluated and held against their teachers' learned views
+    (G or 1, k, 2): the stage's part (``extra`` entries after ``objective``) and tensors, and Λ(0)."""
     cfg, p = run.cfg, run.cfg.protocol
     net = new_cnn(run, f"{name}_student", cfg.n_seeds)
     L0, _, _ = learned(net.weights, run.dist, cfg)
     objective = kd_objective(p, cfg.data.k, run.train.y, teacher)
     steps = p.kd_steps or cfg.train.max_steps
     res = fit(run, name, net, run.train_inputs, objective, cfg.n_seeds, steps, kd_threshold(cfg))
-    return net, L0, res
-
-
-@implements(SYNTHETIC, "kd")
-def stage_kd(run: Run) -> Part:
-    cfg, p = run.cfg, run.cfg.protocol
-    single = run.tensors["single"]
-    teacher = ensemble.combine(single["train_logits"], p.ensemble_combine)[None] * p.kd_teacher_scale
-    net, L0, res = train_students(run, "kd", teacher)
     _, _, views_learned = learned(net.weights, run.dist, cfg)
     test_logits, errs = evaluate(run, net)
     part = {
         "test_error": errors_json(errs),
         **training_json(res),
         "objective": p.kd_objective,
-        "tau": p.tau(cfg.data.k) if p.kd_objective == "theory" else None,
-        "views": student_views(views_learned, L0, single["learned"].any(0, keepdim=True)),
+        **extra,
+        "views": student_views(views_learned, L0, teacher_learned),
         "explanation": explain_single_view(errs["correct"], views_learned, run.test),
     }
-    return part, {"weights": net.weights, "test_logits": test_logits, "learned": views_learned}
+    return (part, {"weights": net.weights, "test_logits": test_logits, "learned": views_learned}), L0
+
+
+@implements(SYNTHETIC, "kd")
+def stage_kd(run: Run) -> Part:
+    p, single = run.cfg.protocol, run.tensors["single"]
+    teacher = ensemble.combine(single["train_logits"], p.ensemble_combine)[None] * p.kd_teacher_scale
+    tau = p.tau(run.cfg.data.k) if p.kd_objective == "theory" else None
+    stage, _ = distil(run, "kd", teacher, single["learned"].any(0, keepdim=True), tau=tau)
+    return stage
 
 
 @implements(SYNTHETIC, "self_kd")
 def stage_self_kd(run: Run) -> Part:
     single = run.tensors["single"]
-    net, L0, res = train_students(run, "self_kd", single["train_logits"])
-    _, _, views_learned = learned(net.weights, run.dist, run.cfg)
-    test_logits, errs = evaluate(run, net)
-    views = student_views(views_learned, L0, single["learned"])
+    (part, tensors), L0 = distil(run, "self_kd", single["train_logits"], single["learned"])
     # Theorem 4: the student learns its own lottery winner ∪ its teacher's view.
     teacher_one = exactly_one(single["learned"])
     teacher_view = single["learned"].long().argmax(-1)
     own = lottery(L0, 0.0)[0]
     differ = teacher_one & (teacher_view != own)
     same = teacher_one & (teacher_view == own)
-    both = views_learned.all(-1)
+    both = tensors["learned"].all(-1)
+    views = part["views"]
     views["both_when_lotteries_differ"] = float(both[differ].float().mean()) if differ.any() else float("nan")
     views["one_when_lotteries_agree"] = (
-        float(exactly_one(views_learned)[same].float().mean()) if same.any() else float("nan")
+        float(exactly_one(tensors["learned"])[same].float().mean()) if same.any() else float("nan")
     )
-    part = {
-        "test_error": errors_json(errs),
-        **training_json(res),
-        "objective": run.cfg.protocol.kd_objective,
-        "views": views,
-        "explanation": explain_single_view(errs["correct"], views_learned, run.test),
-    }
-    return part, {"weights": net.weights, "test_logits": test_logits, "learned": views_learned}
+    return part, tensors
 
 
 @implements(SYNTHETIC, "ensemble_of_kd")

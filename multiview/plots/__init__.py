@@ -31,7 +31,9 @@ from multiview.plots.cifar import (
 )
 from multiview.plots.dynamics import initial_margin_figure, lambda_trajectories_figure
 from multiview.plots.memorization import memorization_figure
-from multiview.plots.style import DEFAULT_FORMATS, load_results, save, style
+from multiview.plots.style import DEFAULT_FORMATS, save
+from multiview.plots.style import load_results as load_results  # re-exported for notebooks
+from multiview.plots.style import style as style
 from multiview.plots.theorems import fixed_features_figure, theorems_figure
 from multiview.plots.views import (
     coverage_figure,
@@ -106,29 +108,3 @@ def render(
                 continue
             done.written += save(fig, Path(out_dir) / name, formats)
     return done
-
-
-__all__ = [
-    "GROUPS",
-    "SIMULATOR_GROUPS",
-    "channel_split_figure",
-    "cifar_ensemble_curve_figure",
-    "cifar_methods_figure",
-    "cifar_mistakes_figure",
-    "groups_for",
-    "Rendered",
-    "coverage_figure",
-    "fixed_features_figure",
-    "initial_margin_figure",
-    "lambda_trajectories_figure",
-    "learned_views_figure",
-    "load_results",
-    "memorization_figure",
-    "views_summary_figure",
-    "shared_views_figure",
-    "render",
-    "save",
-    "students_figure",
-    "style",
-    "theorems_figure",
-]
