@@ -245,8 +245,14 @@ class ProtocolConfig(Section):
     KD (Theorem 3): ``kd_objective`` = ``theory`` (truncated tempered logits with τ = ``kd_tau``,
     0 meaning 1/ln²k; the one-sided term with rate η′ = ``kd_eta_ratio``·η; plus the label loss)
     or ``practical`` (t·CE(S, y) + (1 − t)·T²·H(S/T, T/T) with t = ``kd_t``, temperature
-    ``kd_temperature``). ``kd_teacher_scale`` multiplies the ensemble's averaged logits (the
-    paper's Θ̃(1) rescaling of G). Students train for ``kd_steps`` (0 = ``train.max_steps``).
+    ``kd_temperature``). ``kd_teacher_scale`` multiplies the teacher's logits (the
+    paper's Θ̃(1) rescaling of G) for KD and self-KD alike. A student stops at ``kd_steps`` steps
+    (0 = ``train.max_steps``) or when its gradient-flow time t = Σ η reaches ``kd_flow_time``
+    (0 = no limit), whichever comes first, and (theory objective) when its loss falls below
+    ``train.loss_threshold``; it takes its own steps: rule ``kd_step`` (``train`` = the models'
+    ``train.step``) with δ = ``kd_delta`` (0 = ``train.delta``). Every ``kd_log_every`` steps the
+    students' Λ and their test error on the first ``kd_eval_examples`` test examples are recorded
+    (0 = no test error).
     Baselines: ``rf_sigma_0`` is the init std of the random-feature / NTK networks (0 = the
     model's σ_0); ``rf_width`` the number of random features of one random-feature model;
     ``baseline_steps`` their step budget (0 = ``train.max_steps``); ``baseline_delta`` the δ of
@@ -263,6 +269,11 @@ class ProtocolConfig(Section):
     kd_temperature: float = 4.0
     kd_teacher_scale: float = 1.0
     kd_steps: int = 3000
+    kd_flow_time: float = 0.0
+    kd_step: str = "train"
+    kd_delta: float = 0.0
+    kd_log_every: int = 250
+    kd_eval_examples: int = 5000
     rf_sigma_0: float = 0.0
     rf_width: int = 128
     baseline_steps: int = 1000
@@ -280,6 +291,11 @@ class ProtocolConfig(Section):
         "kd_temperature": Positive,
         "kd_teacher_scale": Positive,
         "kd_steps": Integer(0),
+        "kd_flow_time": Number(),
+        "kd_step": OneOf(("train", "constant", "normalized", "relative")),
+        "kd_delta": Number(),
+        "kd_log_every": Integer(1),
+        "kd_eval_examples": Integer(0),
         "rf_sigma_0": Number(),
         "rf_width": Integer(1),
         "baseline_steps": Integer(0),

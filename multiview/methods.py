@@ -22,6 +22,7 @@ from multiview import ensemble
 from multiview.driver import implements
 from multiview.evaluate import error_rates, explain_single_view
 from multiview.losses import LabelObjective
+from multiview.model import TwoLayerCNN
 from multiview.probes import (
     exactly_one,
     lottery,
@@ -41,6 +42,7 @@ from multiview.run import (
     learned,
     logits_on,
     new_cnn,
+    student_train_config,
     training_json,
     view_summary,
 )
@@ -224,37 +226,126 @@ def student_views(student: Tensor, L0: Tensor, teacher: Tensor) -> dict[str, Any
     }
 
 
+def student_probe(run: Run, student: TwoLayerCNN) -> Any:
+    """What distilled students record every ``protocol.kd_log_every`` steps: Λ (R, k, 2) and their
+    test error (R, 3: all, multi-view, single-view) on the first ``protocol.kd_eval_examples``
+    test examples (scored with ``student``, whose weights the trainer updates in place)."""
+    n_eval = min(run.cfg.protocol.kd_eval_examples, run.cfg.data.n_test)
+    test, test_inputs = run.test.subset(slice(0, n_eval)), run.test_inputs[0:n_eval]
+    base = view_probe(run.dist)
+
+    def probe(weights: Tensor) -> dict[str, Tensor]:
+        out = {"Lambda": base(weights)["Lambda"]}
+        if n_eval:
+            errs = error_rates(logits_on(student, test_inputs, run.cfg.train), test)
+            out["test_error"] = torch.stack([errs["all"], errs["multi_view"], errs["single_view"]], -1)
+        return out
+
+    return probe
+
+
+def losing_view_progress(Lambda: Tensor, L0: Tensor, q: int) -> tuple[Tensor, Tensor]:
+    """The losing view of each (student, class), the view with the smaller Λ(0) (R, k), and its
+    power-phase progress 1 − (Λ(0)/Λ(t))^(q−2) for Λ history (T, R, k, 2): 0 at initialization, → 1
+    as the view takes off (T, R, k); NaN for a view no neuron starts positively correlated with
+    (Λ(0) ≤ 0) or for q ≤ 2, clipped at −1 where the view shrank."""
+    loser = L0.argmin(-1)
+    L0l = L0.gather(-1, loser[..., None]).squeeze(-1)
+    Lt = Lambda.gather(-1, loser[None, ..., None].expand(Lambda.shape[0], *loser.shape, 1)).squeeze(-1)
+    progress = 1 - (L0l / Lt.clamp_min(1e-30)) ** max(q - 2, 0)
+    valid = (L0l > 0) & torch.tensor(q > 2)
+    return loser, torch.where(valid, progress.clamp(min=-1.0), torch.full_like(progress, float("nan")))
+
+
+def student_history_json(res: TrainResult, L0: Tensor, q: int, threshold: float) -> dict[str, Any]:
+    """A student's curve: step, flow time (T, R), loss, accuracy, Λ (T, R, k, 2), the test error on
+    the probe's examples (T, R, 3) and, per (student, class), the losing view's progress (T, R, k)
+    with the fraction of (student, class) pairs that know both views (T, R)."""
+    out = history_json(res)
+    h = res.history
+    loser, progress = losing_view_progress(h["Lambda"], L0, q)
+    out["losing_view"] = {"view": loser.tolist(), "progress": progress.tolist()}
+    out["both_fraction"] = (h["Lambda"] >= threshold).all(-1).float().mean(-1).tolist()
+    if "test_error" in h:
+        out["test_error"] = h["test_error"].tolist()
+    return out
+
+
 def distil(
-    run: Run, name: str, teacher: Tensor, teacher_learned: Tensor, **extra: Any
+    run: Run, name: str, teacher: Tensor, teacher_learned: Tensor, stream: str | None = None, **extra: Any
 ) -> tuple[Part, Tensor]:
-    """S fresh students of the random stream ``<name>_student`` distilled from teacher logits on
-    the training set (G or 1, N, k), evaluated and held against their teachers' learned views
-    (G or 1, k, 2): the stage's part (``extra`` entries after ``objective``) and tensors, and Λ(0)."""
+    """S fresh students of the random stream ``<stream>_student`` (default: the stage ``name``)
+    distilled from teacher logits on the training set (G or 1, N, k), evaluated and held against
+    their teachers' learned views (G or 1, k, 2): the stage's part (``extra`` entries after
+    ``objective``) and tensors, and Λ(0). The teacher is multiplied by
+    ``protocol.kd_teacher_scale`` here."""
     cfg, p = run.cfg, run.cfg.protocol
-    net = new_cnn(run, f"{name}_student", cfg.n_seeds)
+    net = new_cnn(run, f"{stream or name}_student", cfg.n_seeds)
     L0, _, _ = learned(net.weights, run.dist, cfg)
-    objective = kd_objective(p, cfg.data.k, run.train.y, teacher)
+    objective = kd_objective(p, cfg.data.k, run.train.y, teacher * p.kd_teacher_scale)
     steps = p.kd_steps or cfg.train.max_steps
-    res = fit(run, name, net, run.train_inputs, objective, cfg.n_seeds, steps, kd_threshold(cfg))
+    res = fit(
+        run,
+        name,
+        net,
+        run.train_inputs,
+        objective,
+        cfg.n_seeds,
+        steps,
+        kd_threshold(cfg),
+        probe=student_probe(run, net),
+        tcfg=student_train_config(cfg),
+        max_flow_time=p.kd_flow_time or None,
+    )
     _, _, views_learned = learned(net.weights, run.dist, cfg)
     test_logits, errs = evaluate(run, net)
+    threshold = cfg.probes.learned_threshold * cfg.model.varrho
     part = {
         "test_error": errors_json(errs),
         **training_json(res),
         "objective": p.kd_objective,
+        "teacher_scale": p.kd_teacher_scale,
         **extra,
         "views": student_views(views_learned, L0, teacher_learned),
         "explanation": explain_single_view(errs["correct"], views_learned, run.test),
+        "history": student_history_json(res, L0, cfg.model.q, threshold),
     }
     return (part, {"weights": net.weights, "test_logits": test_logits, "learned": views_learned}), L0
 
 
+def one_hot_teacher(logits: Tensor, y: Tensor) -> Tensor:
+    """Teacher logits (G, N, k) with every wrong class set to 0: the teacher's confidence in the
+    label kept, its dark knowledge (what it says of the other classes) removed."""
+    index = y.expand(logits.shape[0], -1)[..., None]
+    return torch.zeros_like(logits).scatter(-1, index, logits.gather(-1, index))
+
+
+def ensemble_teacher(run: Run) -> Tensor:
+    """The ensemble of the single models on the training set (1, N, k), unscaled."""
+    return ensemble.combine(run.tensors["single"]["train_logits"], run.cfg.protocol.ensemble_combine)[None]
+
+
+def _tau(run: Run) -> float | None:
+    p = run.cfg.protocol
+    return p.tau(run.cfg.data.k) if p.kd_objective == "theory" else None
+
+
 @implements(SYNTHETIC, "kd")
 def stage_kd(run: Run) -> Part:
-    p, single = run.cfg.protocol, run.tensors["single"]
-    teacher = ensemble.combine(single["train_logits"], p.ensemble_combine)[None] * p.kd_teacher_scale
-    tau = p.tau(run.cfg.data.k) if p.kd_objective == "theory" else None
-    stage, _ = distil(run, "kd", teacher, single["learned"].any(0, keepdim=True), tau=tau)
+    union = run.tensors["single"]["learned"].any(0, keepdim=True)
+    stage, _ = distil(run, "kd", ensemble_teacher(run), union, tau=_tau(run))
+    return stage
+
+
+@implements(SYNTHETIC, "kd_onehot")
+def stage_kd_onehot(run: Run) -> Part:
+    """The control of Theorem 3's mechanism: the same students (the same initializations),
+    objective and steps as ``kd``, but their teacher keeps only its logit of the true class. What
+    KD gains over this control comes from the teacher's dark knowledge; what this control gains
+    too comes from the teacher's confidence in the label."""
+    union = run.tensors["single"]["learned"].any(0, keepdim=True)
+    teacher = one_hot_teacher(ensemble_teacher(run), run.train.y)
+    stage, _ = distil(run, "kd_onehot", teacher, union, stream="kd", tau=_tau(run))
     return stage
 
 

@@ -16,7 +16,7 @@ reports. Shapes: weights W (R, k, m, D); logits (R, n, k); learned (R, k, 2) boo
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import torch
@@ -110,6 +110,7 @@ def fit(
     threshold: float | None = None,
     probe: Any = None,
     tcfg: TrainConfig | None = None,
+    max_flow_time: float | None = None,
 ) -> TrainResult:
     """Train ``learner`` with the run's trainer (``tcfg``: the run's ``[train]`` unless given),
     reporting progress as ``name``."""
@@ -127,6 +128,7 @@ def fit(
         tcfg,
         max_steps=steps,
         loss_threshold=threshold,
+        max_flow_time=max_flow_time,
         probe=probe,
         progress=progress,
     )
@@ -164,6 +166,19 @@ def kd_objective(p: ProtocolConfig, k: int, y: Tensor, teacher: Tensor) -> Any:
     return PracticalKDObjective(y, teacher, p.kd_t, p.kd_temperature)
 
 
+def student_train_config(cfg: SimConfig) -> TrainConfig:
+    """How a distilled student takes its steps: the models' ``[train]`` with the student's own step
+    rule (``protocol.kd_step``), δ (``protocol.kd_delta``) and logging cadence
+    (``protocol.kd_log_every``)."""
+    p, t = cfg.protocol, cfg.train
+    return replace(
+        t,
+        step=t.step if p.kd_step == "train" else p.kd_step,
+        delta=p.kd_delta or t.delta,
+        log_every=p.kd_log_every,
+    )
+
+
 def kd_threshold(cfg: SimConfig) -> float:
     """Theory KD students stop like single models (their reported loss also measures how far they
     still fall below the teacher); practical-KD students train for their whole budget."""
@@ -188,6 +203,7 @@ def training_json(res: TrainResult) -> dict[str, Any]:
         "steps": res.steps.tolist(),
         "converged": res.converged.tolist(),
         "flow_time": res.flow_time.tolist(),
+        "stopped_by": res.stopped_by,
         "train_seconds": res.seconds,
     }
 

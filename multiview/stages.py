@@ -21,13 +21,19 @@ from dataclasses import dataclass
 SYNTHETIC, CIFAR = "synthetic", "cifar"
 METHOD, BASELINE, ANALYSIS = "method", "baseline", "analysis"
 
-KD_KEYS = (
+KD_OBJECTIVE_KEYS = (
     "kd_objective", "kd_tau", "kd_eta_ratio", "kd_t", "kd_temperature", "kd_teacher_scale", "kd_steps"
 )  # fmt: skip
-"""The ``[protocol]`` settings of a distilled student (every stage that trains one depends on them)."""
+"""The ``[protocol]`` settings of a distilled student's objective and step budget (the students of
+the fixed-feature baselines depend on these alone: they take the baselines' steps)."""
+KD_KEYS = (*KD_OBJECTIVE_KEYS, "kd_flow_time", "kd_step", "kd_delta", "kd_log_every", "kd_eval_examples")
+"""The ``[protocol]`` settings of a distilled CNN student (every stage that trains one depends on them)."""
 ENSEMBLE_KD_KEYS = ("ensemble_combine", *KD_KEYS)
 """The settings of a student distilled from an ensemble (its teacher combines the members' outputs)."""
-BASELINE_KEYS = (*ENSEMBLE_KD_KEYS, "training_average_K", "rf_sigma_0", "baseline_steps", "baseline_delta")
+BASELINE_KEYS = (
+    "ensemble_combine", *KD_OBJECTIVE_KEYS,
+    "training_average_K", "rf_sigma_0", "baseline_steps", "baseline_delta",
+)  # fmt: skip
 """The ``[protocol]`` settings of a fixed-feature family (its single models, ensemble, average, KD)."""
 
 
@@ -53,6 +59,7 @@ REGISTRY: dict[str, tuple[Stage, ...]] = {
         Stage("training_average", METHOD, "training the average", "training avg.",
               keys=("training_average_K",)),
         Stage("kd", METHOD, "knowledge distillation", "KD", ("single",), ENSEMBLE_KD_KEYS),
+        Stage("kd_onehot", METHOD, "KD from a one-hot teacher", "KD one-hot", ("single",), ENSEMBLE_KD_KEYS),
         Stage("self_kd", METHOD, "self-distillation", "self-KD", ("single",), KD_KEYS),
         Stage("ensemble_of_kd", METHOD, "ensemble of KD students", "ens. of KD", ("kd",), ENSEMBLE_KD_KEYS),
         Stage("random_features", BASELINE, "random features", "RF", keys=(*BASELINE_KEYS, "rf_width")),

@@ -67,6 +67,7 @@ class TrainResult:
     final_train_accuracy: Tensor
     flow_time: Tensor
     seconds: float
+    stopped_by: list[str] = field(default_factory=list)
     history: dict[str, Any] = field(default_factory=dict)
 
 
@@ -153,13 +154,17 @@ def train(
     *,
     max_steps: int | None = None,
     loss_threshold: float | None = None,
+    max_flow_time: float | None = None,
     probe: ProbeFn | None = None,
     progress: ProgressFn | None = None,
 ) -> TrainResult:
     """Train ``learner.params`` in place on inputs X (N, ...) for the objective's G = ``n_runs`` runs.
 
     Each run stops when its training loss falls below ``loss_threshold`` (default
-    ``cfg.loss_threshold``), or after ``max_steps`` (default ``cfg.max_steps``). ``probe(params)``
+    ``cfg.loss_threshold``), when its gradient-flow time t = Σ η reaches ``max_flow_time`` (its
+    last step is shortened to land on it; ``None``: no limit), or after ``max_steps`` (default
+    ``cfg.max_steps``); ``stopped_by`` says which, per run (``loss_threshold``, ``flow_time``,
+    ``max_steps``). ``probe(params)``
     is recorded every ``cfg.log_every`` steps and at the end, with the loss and accuracy.
     """
     max_steps = cfg.max_steps if max_steps is None else max_steps
@@ -205,6 +210,8 @@ def train(
             loss, acc, grad = loss_and_grad(learner, X, objective, None, chunk, need_grad=step < max_steps)
         if not sgd or logging:
             active &= ~(loss < threshold)
+        if max_flow_time is not None:
+            active &= flow_time < max_flow_time
         if logging or not bool(active.any()):
             record(step, loss, acc)
         if progress is not None:
@@ -213,6 +220,8 @@ def train(
             break
         assert grad is not None
         eta = step_sizes(params, grad, n_runs, cfg) * active
+        if max_flow_time is not None:
+            eta = torch.minimum(eta, (max_flow_time - flow_time).clamp_min(0))
         params.sub_(grad.mul_(eta.repeat_interleave(group).view(R, *([1] * (params.dim() - 1)))))
         flow_time += eta
         steps += active.long()
@@ -221,12 +230,19 @@ def train(
         key: torch.stack(values) if isinstance(values[0], Tensor) else torch.tensor(values)
         for key, values in hist.items()
     }
+    reached = (loss < threshold).cpu()
+    timed = flow_time.cpu() >= max_flow_time if max_flow_time is not None else torch.zeros_like(reached)
+    stopped_by = [
+        "loss_threshold" if r else ("flow_time" if t else "max_steps")
+        for r, t in zip(reached.tolist(), timed.tolist(), strict=True)
+    ]
     return TrainResult(
         steps=steps.cpu(),
-        converged=(loss < threshold).cpu(),
+        converged=reached,
         final_loss=loss.cpu(),
         final_train_accuracy=acc.cpu(),
         flow_time=flow_time.cpu(),
         seconds=time.perf_counter() - t0,
         history=history,
+        stopped_by=stopped_by,
     )

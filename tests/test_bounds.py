@@ -160,6 +160,29 @@ def test_a_gain_within_noise_is_not_judged():
         assert "method_gain_fraction" not in e
 
 
+@pytest.mark.parametrize(
+    ("control", "passed"),
+    [
+        (above(HALF), True),  # the one-hot teacher keeps less than half of KD's gain: dark knowledge
+        (HALF, False),  # exactly half: the teacher's confidence explains as much
+        (E_ERR, False),  # all of it: KD's gain is the teacher's confidence, not its dark knowledge
+    ],
+)
+def test_kd_gain_from_dark_knowledge_both_ways(control, passed):
+    r = {"single": single(S_ERR, S_ERR), "kd": part(E_ERR, E_ERR), "kd_onehot": part(control, control)}
+    e = verdict(r, "kd_gain_from_dark_knowledge")
+    assert e["passed"] is passed
+    assert e["bound"]["kd"] == E_ERR and e["bound"]["half_gain_error"] == HALF
+    assert "err(kd)" in e["bound"]["rule"]
+    assert e["raw"] == control
+
+
+def test_kd_gain_within_noise_is_not_judged():
+    r = {"single": single(S_ERR, S_ERR), "kd": part(S_ERR), "kd_onehot": part(S_ERR)}
+    e = verdict(r, "kd_gain_from_dark_knowledge")
+    assert e["passed"] is None and "kd gain" in e["note"]
+
+
 # --- the mechanism ----------------------------------------------------------------------------
 
 

@@ -122,3 +122,38 @@ def test_evaluation_chunk_is_cache_sized_on_cpu_and_gives_the_same_logits():
     assert evaluation_chunk(net, inputs, TrainConfig(dtype="float64", chunk_size=7)) == 7
     whole = batched_logits(net, inputs, 400)
     assert torch.allclose(batched_logits(net, inputs, chunk), whole, rtol=1e-12, atol=1e-14)
+
+
+def test_runs_stop_at_the_flow_time_horizon():
+    """Each run stops when its gradient-flow time reaches the horizon, its last step shortened to
+    land on it; a run that reaches the loss threshold first says so."""
+    dist, batch, inputs, D = _setup("orthogonal")
+    tcfg = TrainConfig(
+        step="normalized", lr=100.0, delta=0.1, max_steps=500, loss_threshold=0.0, dtype="float64"
+    )
+    net = TwoLayerCNN(init_weights(1, "model", [0, 1], 3, 2, D, 0.05, dtype=torch.float64), 3, 0.1, 0.05)
+    res = train(net, inputs, LabelObjective(batch.y), 2, tcfg, max_flow_time=7.5)
+    assert torch.allclose(res.flow_time, torch.full((2,), 7.5, dtype=torch.float64))
+    assert res.stopped_by == ["flow_time", "flow_time"]
+    assert torch.all(res.steps < 500)
+    unlimited = train(
+        TwoLayerCNN(init_weights(1, "model", [0, 1], 3, 2, D, 0.05, dtype=torch.float64), 3, 0.1, 0.05),
+        inputs,
+        LabelObjective(batch.y),
+        2,
+        TrainConfig(
+            step="normalized", lr=100.0, delta=0.1, max_steps=20, loss_threshold=0.0, dtype="float64"
+        ),
+    )
+    assert unlimited.stopped_by == ["max_steps", "max_steps"]
+    reached = train(
+        TwoLayerCNN(init_weights(1, "model", [0], 3, 2, D, 0.05, dtype=torch.float64), 3, 0.1, 0.05),
+        inputs,
+        LabelObjective(batch.y),
+        1,
+        TrainConfig(
+            step="normalized", lr=100.0, delta=0.1, max_steps=2000, loss_threshold=0.05, dtype="float64"
+        ),
+        max_flow_time=1e9,
+    )
+    assert reached.stopped_by == ["loss_threshold"]

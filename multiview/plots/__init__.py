@@ -8,6 +8,7 @@ Groups (``multiview plot GROUP RUN``):
 * ``views``: learned-view matrix, the views two seeds share, ensemble coverage against K, KD and
   self-KD students against their teachers;
 * ``dynamics``: Λ_{i,ℓ}(t) of winner and loser, the initial margin against the view that won;
+* ``distillation``: the students' second views, losing-view progress and err/μ against flow time;
 * ``theorems``: each method's err/μ with CI beside the bound; learned against fixed features;
 * ``memorization``: own-noise against fresh-noise correlation by kind of training example;
 * ``cifar``: a CIFAR run (``multiview cifar``): accuracy per method, ensemble size, the models'
@@ -29,6 +30,7 @@ from multiview.plots.cifar import (
     cifar_methods_figure,
     cifar_mistakes_figure,
 )
+from multiview.plots.distillation import distillation_figure
 from multiview.plots.dynamics import initial_margin_figure, lambda_trajectories_figure
 from multiview.plots.memorization import memorization_figure
 from multiview.plots.style import DEFAULT_FORMATS, save
@@ -57,6 +59,9 @@ GROUPS: dict[str, dict[str, FigureFn]] = {
         "lambda_trajectories": lambda_trajectories_figure,
         "initial_margin": initial_margin_figure,
     },
+    "distillation": {
+        "distillation": distillation_figure,
+    },
     "theorems": {
         "theorems": theorems_figure,
         "fixed_features": fixed_features_figure,
@@ -71,7 +76,7 @@ GROUPS: dict[str, dict[str, FigureFn]] = {
         "channel_split": channel_split_figure,
     },
 }
-SIMULATOR_GROUPS = ("views", "dynamics", "theorems", "memorization")
+SIMULATOR_GROUPS = ("views", "dynamics", "distillation", "theorems", "memorization")
 
 
 def groups_for(results: dict[str, Any]) -> tuple[str, ...]:

@@ -120,6 +120,19 @@ def plot_dynamics(
             console.print(f"wrote {path}")
 
 
+@plot_app.command("distillation")
+def plot_distillation(run: RunArg, out: OutOpt = None, formats: FormatOpt = "png,pdf") -> None:
+    """Distillation over time: the students' second views, progress and error against flow time.
+
+    For the KD, one-hot-teacher and self-KD students: the fraction of classes whose two views they
+    know (beside the coverage their teacher offers), the power-phase progress of every losing view,
+    and err/μ on the probe's test examples beside Theorem 3's and 4's bounds.
+
+    Example: multiview plot distillation runs/abc123
+    """
+    _render(["distillation"], run, out, formats)
+
+
 def _ints(text: str | None, option: str) -> list[int] | None:
     if text is None:
         return None

@@ -1,134 +1,156 @@
-"""Screen a KD / self-KD setting on the first few students only (cheap), reusing a cached single stage.
+"""Screen a distillation setting on a few students against a cached single stage (the fast loop).
 
-The students are the same as the first S students of the full protocol (init_weights draws each
-replica from its own index), and the teacher is the full 10-model ensemble (kd) or the first S
-single models (self_kd), so a screened student reproduces its full-run counterpart exactly.
+    multiview simulate --preset paper --only ensemble --out runs/paper        # once: the teachers
+    python scripts/kd/screen.py runs/paper --stage kd --students 3 \\
+        --set protocol.kd_teacher_scale=10 --set protocol.kd_steps=8000
 
-    python scripts/kd/screen.py --students 3 --stage kd --set protocol.kd_teacher_scale=4 \
-        [--step-rule relative] [--single runs/paper-try1/stages/single.pt] [--log scripts/kd/screen.jsonl]
+The students are the first S students of the full run (each replica is drawn from its own index),
+the KD teacher is the full ensemble of the run's single models, the self-KD teachers are the first
+S single models: a screened student is its full-run counterpart. ``--stage kd_onehot`` trains the
+same students against the one-hot teacher (the ensemble's logit of the label alone): the control
+that separates dark knowledge from the teacher's confidence. ``--set`` takes any setting; only
+``[protocol]`` ones may differ from the cached run (the single stage's checkpoint must match).
 
-Prints per-student test error (all, single-view), train accuracy, views; appends one JSON line.
+Prints the students' history (every ``protocol.kd_log_every`` steps: flow time, both-views
+fraction, the losing views' power-phase progress, test error on ``protocol.kd_eval_examples``
+test examples), then what holds the losing views back: how many other classes' features a
+class's neurons learned, and on the training examples that carry an unlearned losing view as a
+cross-class feature, the student's F_i (with and without its noise coordinates) against the
+teacher's. Appends one JSON line per screen to ``--log``.
 """
 
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
+import math
 import time
+from pathlib import Path
 
 import torch
 
 from multiview.cli import build_config
+from multiview.methods import ensemble_teacher
+from multiview.model import TwoLayerCNN
 from multiview.protocol import load_stage, run_stage
-from multiview.run import Run, Trainer, learned
-from multiview.train import TrainResult
-from multiview.train import train as base_train
+from multiview.run import Run, logits_on
 
 
-def diagnosing_trainer(run: Run, every: int) -> Trainer:
-    """A trainer that trains in segments of ``every`` steps with a line of statistics after each."""
-    y, single = run.train.y, run.train.single
+def first(tensors: dict, S: int, n_seeds: int) -> dict:
+    """The first S models' tensors (the self-KD teachers of S students)."""
+    return {k: (v[:S] if torch.is_tensor(v) and v.shape[0] == n_seeds else v) for k, v in tensors.items()}
 
-    def seg_train(
-        learner, X, objective, n_runs, tcfg, *, max_steps, loss_threshold=None, probe=None, progress=None
-    ):
-        done, results = 0, []
-        while done < max_steps:
-            n = min(every, max_steps - done)
-            r = base_train(learner, X, objective, n_runs, tcfg, max_steps=n, loss_threshold=loss_threshold)
-            results.append(r)
-            done += n
-            with torch.no_grad():
-                logits, _ = learner.forward(X)
-            own = logits.gather(-1, y.expand(logits.shape[0], -1)[..., None]).squeeze(-1)
-            wrong = logits.scatter(-1, y.expand(logits.shape[0], -1)[..., None], float("-inf")).max(-1).values
-            _, _, views = learned(learner.weights, run.dist, run.cfg)
-            nv = views.sum(-1).float()
-            print(
-                f"step {done:5d} acc {[round(float(x), 3) for x in r.final_train_accuracy]} "
-                f"Fy(multi) {[round(float(x), 1) for x in own[:, ~single].mean(1)]} "
-                f"Fy(single) {[round(float(x), 1) for x in own[:, single].mean(1)]} "
-                f"maxwrong {[round(float(x), 1) for x in wrong.mean(1)]} "
-                f"max|F| {float(logits.abs().max()):.3g} "
-                f"views/class {[round(float(x), 2) for x in nv.mean(1)]} "
-                f"none {[int(x) for x in (nv == 0).sum(1)]} "
-                f"loss {[round(float(x), 3) for x in r.final_loss]}",
-                flush=True,
-            )
-            if bool(r.converged.all()):
-                break
-        last = results[-1]
-        return TrainResult(
-            steps=sum(r.steps for r in results),
-            converged=last.converged,
-            final_loss=last.final_loss,
-            final_train_accuracy=last.final_train_accuracy,
-            flow_time=sum(r.flow_time for r in results),
-            seconds=sum(r.seconds for r in results),
-            history=last.history,
-        )
 
-    return seg_train
+def history_rows(part: dict, mu: float) -> list[dict]:
+    """One row per logged step: flow time and errors per student, both-views fraction, progress."""
+    h = part["history"]
+    rows = []
+    for t, step in enumerate(h["step"]):
+        progress = torch.tensor(h["losing_view"]["progress"][t]).flatten()
+        progress = progress[~progress.isnan()]
+        row = {
+            "step": step,
+            "flow": [float(f"{x:.3g}") for x in h["flow_time"][t]],
+            "both": [round(x, 2) for x in h["both_fraction"][t]],
+            "progress_p10": round(float(progress.quantile(0.1)), 3) if progress.numel() else None,
+        }
+        if "test_error" in h:
+            errs = torch.tensor(h["test_error"][t])  # (S, 3): all, multi-view, single-view
+            row["err_over_mu"] = [round(float(e) / mu, 3) for e in errs[:, 0]]
+            row["mv_err"] = [round(float(e), 4) for e in errs[:, 1]]
+            row["sv_err"] = [round(float(e), 4) for e in errs[:, 2]]
+        rows.append(row)
+    return rows
+
+
+def mechanism(run: Run, weights: torch.Tensor, learned: torch.Tensor, teacher: torch.Tensor) -> dict:
+    """What holds the losing views back (see the module docstring)."""
+    cfg, dist = run.cfg, run.dist
+    k, q, varrho = cfg.data.k, cfg.model.q, cfg.model.varrho
+    S = weights.shape[0]
+    coords = dist.feature_coordinates(weights)  # (S, k, m, 2k)
+    own = torch.arange(2 * k)[None, :] // 2 == torch.arange(k)[:, None]  # (k, 2k)
+    foreign = coords.masked_fill(own[None, :, None, :], -math.inf).amax(2) >= varrho  # (S, k, 2k)
+    features_only = weights.clone()
+    features_only[..., 2 * k :] = 0  # the orthogonal model's noise coordinates removed
+    full = logits_on(TwoLayerCNN(weights, q, varrho), run.train_inputs, cfg.train)
+    feat = logits_on(TwoLayerCNN(features_only, q, varrho), run.train_inputs, cfg.train)
+    rows = []
+    for s in range(S):
+        for i in range(k):
+            for view in range(2):
+                if bool(learned[s, i, view]) or not bool(learned[s, i].any()):
+                    continue
+                carry = run.train.cross_features[:, 2 * i + view] & (run.train.y != i)
+                if bool(carry.any()):
+                    t = teacher[min(s, teacher.shape[0] - 1), carry, i].mean()
+                    rows.append([float(full[s, carry, i].mean()), float(feat[s, carry, i].mean()), float(t)])
+    out = {"foreign_features_learned": [int(x) for x in foreign.sum((1, 2))]}
+    if rows:
+        r = torch.tensor(rows)
+        out["unlearned_views"] = len(rows)
+        out["F_i_on_their_cross_examples"] = round(float(r[:, 0].mean()), 3)
+        out["F_i_features_only"] = round(float(r[:, 1].mean()), 3)
+        out["teacher_G_i"] = round(float(r[:, 2].mean()), 3)
+    return out
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser()
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("run", type=Path, help="a run folder with a finished single stage")
+    ap.add_argument("--stage", default="kd", choices=("kd", "kd_onehot", "self_kd"))
     ap.add_argument("--students", type=int, default=3)
-    ap.add_argument("--stage", default="kd", choices=("kd", "self_kd"))
-    ap.add_argument("--set", action="append", default=[])
-    ap.add_argument("--step-rule", default=None, help="student step rule (default: the preset's)")
-    ap.add_argument("--single", default="runs/paper-try1/stages/single.pt")
-    ap.add_argument("--log", default="scripts/kd/screen.jsonl")
+    ap.add_argument("--preset", default=None, help="the run's preset (default: read RUN/config.toml)")
+    ap.add_argument("--set", action="append", default=[], help="a setting, as in multiview simulate")
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--log", type=Path, default=Path("scripts/kd/screen.jsonl"))
     ap.add_argument("--name", default="")
-    ap.add_argument("--diag", type=int, default=0, help="print train-set logit stats every DIAG steps")
     a = ap.parse_args()
+    torch.set_num_threads(a.threads)
 
-    cfg = build_config("paper", None, a.set)
-    single = dict(load_stage(a.single, cfg, "single"))  # the full run's single models
+    config_file = None if a.preset else a.run / "config.toml"
+    cfg = build_config(a.preset, config_file, a.set)
+    single = dict(load_stage(a.run / "stages" / "single.pt", cfg, "single"))
     S = a.students
-    if a.stage == "self_kd":
-        single = {
-            k: (v[:S] if torch.is_tensor(v) and v.shape[0] == cfg.n_seeds else v) for k, v in single.items()
-        }
-    cfg_s = dataclasses.replace(cfg, n_seeds=S)
-    if a.step_rule:
-        cfg_s = dataclasses.replace(cfg_s, train=dataclasses.replace(cfg_s.train, step=a.step_rule))
-    run = Run.create(cfg_s, "cpu")  # the same data as the full run: it depends on [data] and the seed
-    run.tensors["single"] = single
-    if a.diag:
-        run.trainer = diagnosing_trainer(run, a.diag)
-    t = time.perf_counter()
-    part, _ = run_stage(run, a.stage)
-    secs = time.perf_counter() - t
-    v = part["views"]
+    run = Run.create(cfg.with_overrides({"n_seeds": S}), "cpu")  # the full run's data
+    run.tensors["single"] = first(single, S, cfg.n_seeds) if a.stage == "self_kd" else single
+    t0 = time.perf_counter()
+    part, tensors = run_stage(run, a.stage)
+    seconds = time.perf_counter() - t0
     mu = cfg.data.mu
-    err = part["test_error"]["all"]
+    rows = history_rows(part, mu)
+    for row in rows:
+        print(json.dumps(row))
+    if a.stage == "self_kd":
+        teacher = run.tensors["single"]["train_logits"]
+    else:
+        teacher = ensemble_teacher(run)
+    teacher = teacher * cfg.protocol.kd_teacher_scale
+    mech = mechanism(run, tensors["weights"], tensors["learned"], teacher)
+    v = part["views"]
     rec = {
         "name": a.name,
+        "run": str(a.run),
         "stage": a.stage,
         "sets": a.set,
-        "step_rule": a.step_rule or cfg.train.step,
         "students": S,
-        "err_over_mu": [e / mu for e in err],
-        "mean_err_over_mu": sum(err) / len(err) / mu,
+        "err_over_mu": [round(e / mu, 4) for e in part["test_error"]["all"]],
         "single_view_err": part["test_error"]["single_view"],
         "multi_view_err": part["test_error"]["multi_view"],
         "train_accuracy": part["train_accuracy"],
-        "final_loss": part["final_loss"],
         "steps": part["steps"],
-        "gained_fraction": v["gained_fraction"],
+        "flow_time": part["flow_time"],
+        "stopped_by": part["stopped_by"],
         "both_fraction": v["both_fraction"],
         "none_fraction": v["none_fraction"],
-        "exactly_one_fraction": v["exactly_one_fraction"],
-        "seconds": secs,
+        **{key: v[key] for key in ("both_when_lotteries_differ", "one_when_lotteries_agree") if key in v},
+        **mech,
+        "seconds": round(seconds, 1),
+        "history": rows,
     }
-    for key in ("both_when_lotteries_differ", "one_when_lotteries_agree"):
-        if key in v:
-            rec[key] = v[key]
     with open(a.log, "a") as f:
         f.write(json.dumps(rec) + "\n")
-    print(json.dumps({k: (round(x, 4) if isinstance(x, float) else x) for k, x in rec.items()}, indent=None))
+    print(json.dumps({key: val for key, val in rec.items() if key != "history"}))
 
 
 if __name__ == "__main__":

@@ -120,10 +120,17 @@ def synthetic_results(seed: int = 0) -> dict:
         "kd": {
             "test_error": _errors(rng, S, 0.01),
             "views": {**view_summary(kd_learned), "gained_fraction": 0.9, "covers_teacher_fraction": 0.9},
+            "history": student_history(rng, final_both=0.9, final_error=0.005),
         },
         "self_kd": {
             "test_error": _errors(rng, S, 0.2),
-            "views": {**view_summary(self_learned), "gained_fraction": 0.25, "covers_teacher_fraction": 1.0},
+            "views": {
+                **view_summary(self_learned),
+                "gained_fraction": 0.25,
+                "covers_teacher_fraction": 1.0,
+                "own_lottery_winner": rng.integers(0, 2, (S, K_CLASSES)).tolist(),
+            },
+            "history": student_history(rng, final_both=0.5, final_error=0.02),
         },
         "ensemble_of_kd": {
             "test_error": _errors(rng, 1, 0.0),
@@ -138,6 +145,23 @@ def synthetic_results(seed: int = 0) -> dict:
         json.dumps(bounds.check(results, cfg), allow_nan=True).replace("NaN", "null")
     )
     return results
+
+
+def student_history(rng: np.random.Generator, final_both: float, final_error: float) -> dict:
+    """A distilled student stage's ``history``: T records of S students over K_CLASSES classes."""
+    flow = np.cumsum(rng.uniform(1, 10, (T, S)), 0) - 1  # starts near 0, grows
+    flow[0] = 0.0
+    ramp = np.linspace(0, 1, T)[:, None]
+    return {
+        "step": list(range(0, 100 * T, 100)),
+        "flow_time": flow.tolist(),
+        "both_fraction": (final_both * ramp * np.ones((T, S))).tolist(),
+        "losing_view": {
+            "view": rng.integers(0, 2, (S, K_CLASSES)).tolist(),
+            "progress": (ramp[..., None] * rng.uniform(0.5, 1.0, (1, S, K_CLASSES))).tolist(),
+        },
+        "test_error": np.stack([(0.1 - (0.1 - final_error) * ramp) * np.ones((T, S))] * 3, -1).tolist(),
+    }
 
 
 def only(results: dict, *stages: str) -> dict:
