@@ -16,7 +16,8 @@ fraction, the losing views' power-phase progress, test error on ``protocol.kd_ev
 test examples), then what holds the losing views back: how many other classes' features a
 class's neurons learned, and on the training examples that carry an unlearned losing view as a
 cross-class feature, the student's F_i (with and without its noise coordinates) against the
-teacher's. Appends one JSON line per screen to ``--log``.
+teacher's, and the largest |F| on the training set (a blow-up shows there). Appends one JSON line
+per screen to ``--log``.
 """
 
 from __future__ import annotations
@@ -85,7 +86,10 @@ def mechanism(run: Run, weights: torch.Tensor, learned: torch.Tensor, teacher: t
                 if bool(carry.any()):
                     t = teacher[min(s, teacher.shape[0] - 1), carry, i].mean()
                     rows.append([float(full[s, carry, i].mean()), float(feat[s, carry, i].mean()), float(t)])
-    out = {"foreign_features_learned": [int(x) for x in foreign.sum((1, 2))]}
+    out = {
+        "foreign_features_learned": [int(x) for x in foreign.sum((1, 2))],
+        "max_abs_train_logit": float(full.abs().max()),
+    }
     if rows:
         r = torch.tensor(rows)
         out["unlearned_views"] = len(rows)
