@@ -1,4 +1,5 @@
-"""`multiview cifar` through typer's test runner: a tiny real run, and its errors."""
+"""`multiview cifar` through typer's test runner: a tiny run (on the data the tests write), and its
+errors."""
 
 from __future__ import annotations
 
@@ -14,10 +15,11 @@ from multiview.cli import app
 runner = CliRunner()
 
 
-def test_cifar_command_runs_and_prints_the_paper_table(real_arrays, real_data_path, real_cache_dir, tmp_path):
+def test_cifar_command_runs_and_prints_the_paper_table(tiny_data, tmp_path):
     out = tmp_path / "run"
+    data, cache = tiny_data
     args = [
-        "cifar", "--data", str(real_data_path), "--cache-dir", str(real_cache_dir), "--train-subset", "200",
+        "cifar", "--data", str(data), "--cache-dir", str(cache), "--train-subset", "200",
         "--test-subset", "100", "--seeds", "2", "--epochs", "1", "--only", "single,ensemble,self_kd",
         "--set", "fast_width=8", "--set", "batch_size=50", "--set", "tta=0", "--device", "cpu",
         "--threads", "1", "--out", str(out), "--quiet",
