@@ -279,15 +279,14 @@ THEOREMS = {
 Theorem 3 (KD from a one-hot teacher: no dark knowledge), or a fixed-feature ``baseline``."""
 
 EXPLAINED_IN = {
-    "single_model": "docs/regime.md, 'Where the theory's predictions break down': the band is narrow "
-    "at this size (a late lottery winner, classes with both views)",
-    "one_view_per_class": "docs/regime.md: how the regime that shows the mechanism was found",
-    "lottery_at_init": "docs/regime.md: how the regime that shows the mechanism was found",
-    "errors_explained": "docs/regime.md: how the regime that shows the mechanism was found",
-    "training_average_no_gain": "docs/regime.md, 'Training the average is not free of gain'",
-    "knowledge_distillation": "docs/kd.md: students gain second views too slowly at simulable sizes",
-    "kd_gain_from_dark_knowledge": "docs/kd.md: the mechanism, and why KD falls short here",
-    "self_distillation": "docs/kd.md: self-KD students stay above Theorem 4's bound here",
+    "single_model": "docs/regime.md: the band is narrow at this size",
+    "one_view_per_class": "docs/regime.md: the regime that shows it",
+    "lottery_at_init": "docs/regime.md: the regime that shows it",
+    "errors_explained": "docs/regime.md: the regime that shows it",
+    "training_average_no_gain": "docs/regime.md: the average gains too",
+    "knowledge_distillation": "docs/kd.md: why KD falls short here",
+    "kd_gain_from_dark_knowledge": "docs/kd.md: the one-hot control",
+    "self_distillation": "docs/kd.md: why self-KD falls short here",
     "ensemble_of_kd": "docs/kd.md: why KD falls short here",
     "random_features": "docs/baselines.md: the random-feature baseline",
     "ntk": "docs/baselines.md: the NTK baseline",

@@ -225,7 +225,7 @@ def verdict_table(results: dict[str, Any]) -> Table:
             check.append(f"\n{b['note']}", style="dim")
         why = bounds.explained_in(name) if b["passed"] is False else None
         if why:
-            check.append(f"\nwhy it fails at this size: {why}", style="dim italic")
+            check.append(f"\nsee {why}", style="dim italic")
         ci = b.get("ci95") or {}
         measured = Text(_fmt(b["measured"]))
         if ci.get("binomial"):
