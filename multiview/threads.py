@@ -4,7 +4,7 @@ torch's default is one OpenMP thread per core, and its idle threads spin while t
 work. On a machine where other processes keep cores busy, the spinning threads and the other
 processes take turns on the same cores: on this project's 2-core machine with one core busy, the
 ``smoke`` protocol took 1.8 s with one thread and 31 s with two, ``default --only single`` 4.0 s
-against 73 s (``docs/performance.md``, Threads). The policy:
+against 73 s (README, "Threads"). The policy:
 
 * ``--threads N`` (N ≥ 1) uses N threads;
 * ``--threads 0`` (the default) uses the cores this process may use (its affinity mask, or SLURM's
