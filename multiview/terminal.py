@@ -10,6 +10,7 @@ this module (and every check here) stays cheap.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shlex
 import tempfile
@@ -115,27 +116,32 @@ RESUMABLE_CHANGES = ("protocol.stages",)
 
 
 def writable_folder(out: Path, option: str = "--out") -> None:
-    """Create the folder ``out`` (and its parents) and check that a file can be written in it;
-    refuse (:func:`fail`) a path through a file, an existing file, or a folder that cannot be
-    written, naming ``option``."""
+    """Refuse (:func:`fail`) a folder that cannot be written: a path through a file, an existing
+    file, or a folder where no file can be created, naming ``option``. Folders it creates to find
+    out are removed again (the command creates them when it writes)."""
     for parent in [out, *out.parents]:
         if parent.exists():
             if not parent.is_dir():
                 where = "" if parent == out else f": {parent} is a file"
                 fail(f"{option} {out} is not a folder{where}; give a folder to write into")
             break
+    created = [p for p in [out, *out.parents] if not p.exists()]
     try:
         out.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryFile(dir=out, prefix=".write-test-"):
             pass
     except OSError as exc:
         fail(f"{option} {out} cannot be written ({exc.strerror or exc}); give a folder you can write to")
+    finally:
+        for folder in created:  # deepest first
+            with contextlib.suppress(OSError):
+                folder.rmdir()
 
 
 def check_out_folder(out: Path, cfg: Settings, overwrite: bool = False) -> None:
     """Refuse (:func:`fail`) an output folder that cannot be written (:func:`writable_folder`), or
     that holds a run of another config (unless ``overwrite``): the message names the first keys
-    that differ. Creates the folder (it is where the run writes first)."""
+    that differ."""
     writable_folder(out)
     saved = out / "config.toml"
     if overwrite or not saved.exists():
