@@ -17,9 +17,8 @@ from multiview.terminal import (
     check_out_folder,
     device_option,
     fail,
-    interrupted,
     make_console,
-    out_of_memory,
+    run_command,
 )
 
 app = typer.Typer(
@@ -174,7 +173,6 @@ def simulate(
 
     n_threads = use_threads(threads)
     dev = device_option(device)
-    from multiview.progress import Reporter, RichReporter
     from multiview.protocol import run_protocol
     from multiview.report import print_report
 
@@ -183,23 +181,15 @@ def simulate(
         f"device={dev}  dtype={cfg.train.dtype}  threads={n_threads}  out={out_dir}",
         soft_wrap=True,
     )
-    try:
-        if quiet:
-            results = run_protocol(cfg, dev, out_dir, resume=resume, reporter=Reporter())
-        else:
-            with RichReporter(console) as reporter:
-                results = run_protocol(cfg, dev, out_dir, resume=resume, reporter=reporter)
-    except KeyboardInterrupt:
-        interrupted(ctx, out_dir)
-    except OSError as exc:
-        fail(f"{exc.filename or out_dir}: {exc.strerror or exc}")
-    except (MemoryError, RuntimeError) as exc:
-        if not (what := out_of_memory(exc)):
-            raise
-        fail(
-            f"out of memory ({what}): fewer seeds (--seeds), a smaller test set (data.n_test) or a "
-            "smaller train.memory_budget_mb; finished stages are kept (--resume)"
-        )
+    results = run_command(
+        ctx,
+        out_dir,
+        console,
+        quiet,
+        lambda reporter: run_protocol(cfg, dev, out_dir, resume=resume, reporter=reporter),
+        "fewer seeds (--seeds), a smaller test set (data.n_test) or a smaller train.memory_budget_mb; "
+        "finished stages are kept (--resume)",
+    )
     print_report(results, console)
     console.print(f"results: {out_dir / 'results.json'}", soft_wrap=True)
 

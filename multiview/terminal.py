@@ -15,8 +15,9 @@ import os
 import shlex
 import tempfile
 import tomllib
+from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, NoReturn
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn, TypeVar
 
 import typer
 
@@ -25,6 +26,10 @@ from multiview.settings import ConfigError, Settings, differences
 if TYPE_CHECKING:
     import torch
     from rich.console import Console
+
+    from multiview.progress import Reporter
+
+T = TypeVar("T")
 
 
 PIPED_WIDTH = 140
@@ -208,6 +213,35 @@ def out_of_memory(exc: BaseException) -> str | None:
     if isinstance(exc, MemoryError) or (isinstance(exc, RuntimeError) and any(s in text for s in said)):
         return short
     return None
+
+
+def run_command(
+    ctx: typer.Context,
+    out: Path,
+    console: Console,
+    quiet: bool,
+    run: Callable[[Reporter], T],
+    memory_hint: str,
+) -> T:
+    """``run(reporter)`` with a progress display on ``console`` (none when ``quiet``); what a
+    machine can do to a run ends in a named exit: Ctrl-C (130, naming the command that resumes
+    into ``out``), a file that cannot be written or read (2), memory that runs out (2, with
+    ``memory_hint``). Other errors pass through."""
+    from multiview.progress import Reporter, RichReporter
+
+    try:
+        if quiet:
+            return run(Reporter())
+        with RichReporter(console) as reporter:
+            return run(reporter)
+    except KeyboardInterrupt:
+        interrupted(ctx, out)
+    except OSError as exc:
+        fail(f"{exc.filename or out}: {exc.strerror or exc}")
+    except (MemoryError, RuntimeError) as exc:
+        if not (what := out_of_memory(exc)):
+            raise
+        fail(f"out of memory ({what}): {memory_hint}")
 
 
 def interrupted(ctx: typer.Context, out: Path) -> NoReturn:

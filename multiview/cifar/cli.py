@@ -22,8 +22,7 @@ from multiview.terminal import (
     check_out_folder,
     device_option,
     fail,
-    interrupted,
-    out_of_memory,
+    run_command,
 )
 
 Dataset = Enum("Dataset", {name: name for name in DATASETS}, type=str)  # type: ignore[misc]
@@ -170,7 +169,6 @@ def cifar(
     from multiview.cifar.data import CifarDataError, download_cifar
     from multiview.cifar.protocol import run_cifar
     from multiview.cifar.report import print_report
-    from multiview.progress import Reporter, RichReporter
 
     try:
         if download and not Path(cfg.data.path).exists():
@@ -186,20 +184,15 @@ def cifar(
             f"device={dev}  threads={n_threads}  out={out_dir}",
             soft_wrap=True,
         )
-        if quiet:
-            results = run_cifar(cfg, dev, out_dir, resume=resume, reporter=Reporter())
-        else:
-            with RichReporter(console) as reporter:
-                results = run_cifar(cfg, dev, out_dir, resume=resume, reporter=reporter)
-    except CifarDataError as exc:
+        results = run_command(
+            ctx,
+            out_dir,
+            console,
+            quiet,
+            lambda reporter: run_cifar(cfg, dev, out_dir, resume=resume, reporter=reporter),
+            "a smaller batch_size or network; finished models are kept (--resume)",
+        )
+    except CifarDataError as exc:  # raised by the download or when the run reads the data
         fail(f"data: {exc}")
-    except KeyboardInterrupt:
-        interrupted(ctx, out_dir)
-    except OSError as exc:
-        fail(f"{exc.filename or out_dir}: {exc.strerror or exc}")
-    except (MemoryError, RuntimeError) as exc:
-        if not (what := out_of_memory(exc)):
-            raise
-        fail(f"out of memory ({what}): a smaller batch_size or network; finished models are kept (--resume)")
     print_report(results, console)
     console.print(f"results: {out_dir / 'results.json'}", soft_wrap=True)
