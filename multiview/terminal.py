@@ -1,6 +1,7 @@
 """Pieces shared by the command lines (``multiview simulate``, ``multiview cifar``, ``multiview
 sweep``, ``multiview plot``): the consoles, errors, the ``--device`` and ``--threads`` options, the
-checks of an output folder, and the message of an interrupted run (progress bars are in
+checks of an output folder, and a run with its progress display and its named exits
+(:func:`run_command`: Ctrl-C names the command that resumes; progress bars are in
 :mod:`multiview.progress`).
 
 Every refusal ends the same way (:func:`fail`): ``error: <what is wrong and what is allowed>`` on
