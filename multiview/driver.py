@@ -28,11 +28,11 @@ from typing import Any, ClassVar, TypeVar
 import torch
 
 from multiview import stages
-from multiview.files import atomic_write_bytes, atomic_write_text, write_json
+from multiview.files import RESULTS_SCHEMA, atomic_write_bytes, atomic_write_text, write_json
 from multiview.progress import Reporter
 from multiview.settings import Settings
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = RESULTS_SCHEMA
 
 
 # --------------------------------------------------------------------------------------------

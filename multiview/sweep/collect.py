@@ -103,21 +103,28 @@ def build_table(root: str | Path, include_unfinished: bool = False):
     return df
 
 
+TABLE_FORMATS = ("csv", "parquet")
+
+
+def have_parquet() -> bool:
+    """Whether pandas can write Parquet here (pyarrow, the ``parquet`` extra, is installed)."""
+    import importlib.util
+
+    return importlib.util.find_spec("pyarrow") is not None
+
+
 def write_table(df, prefix: str | Path, formats: tuple[str, ...] = ("csv", "parquet")) -> list[Path]:
-    """Write ``<prefix>.csv`` / ``<prefix>.parquet`` atomically; returns the paths written."""
+    """Write ``<prefix>.csv`` / ``<prefix>.parquet`` atomically; returns the paths written. Every
+    format is checked before anything is written."""
     prefix = Path(prefix)
+    for fmt in formats:
+        if fmt not in TABLE_FORMATS:
+            raise ValueError(f"unknown table format {fmt!r}; use csv or parquet")
+        if fmt == "parquet" and not have_parquet():
+            raise ValueError("Parquet needs pyarrow: pip install 'multiview[parquet]' (or use --format csv)")
     prefix.parent.mkdir(parents=True, exist_ok=True)
     written = []
     for fmt in formats:
-        if fmt not in ("csv", "parquet"):
-            raise ValueError(f"unknown table format {fmt!r}; use csv or parquet")
-        if fmt == "parquet":
-            try:
-                import pyarrow  # noqa: F401
-            except ImportError:
-                raise ValueError(
-                    "Parquet needs pyarrow: pip install 'multiview[parquet]' (or use --format csv)"
-                ) from None
         path = prefix.with_name(prefix.name + "." + fmt)
         write = df.to_csv if fmt == "csv" else df.to_parquet
         atomic_write(path, lambda fh, write=write: write(fh, index=False))
