@@ -79,8 +79,10 @@ def teacher_coverage(results: dict[str, Any], name: str) -> float:
 
 def distillation_figure(results: dict[str, Any]) -> Figure:
     """Three panels against flow time: the fraction of classes whose both views a student knows
-    (beside the coverage its teacher offers), the losing views' power-phase progress (median and
-    10–90 % band over student × class), and err/μ on the probe's test examples beside the bound."""
+    (beside the coverage its teacher offers), the power-phase push the losing views still need,
+    1 − progress = (Λ(0)/Λ(t))^(q−2) on a log scale (median and 10–90 % band over student × class;
+    a view takes off near (σ_0/ϱ)^(q−2), dotted), and err/μ on the probe's test examples beside
+    the bound."""
     names = _stages_with_history(results)
     mu = mu_of(results)
     with style():
@@ -96,10 +98,12 @@ def distillation_figure(results: dict[str, Any]) -> Figure:
             if not np.isnan(cover):
                 ax_both.axhline(cover, color=color, ls=":", lw=1.2)
             progress = np.asarray(h["losing_view"]["progress"], dtype=float)  # (T, S, k)
-            flat = progress.reshape(progress.shape[0], -1)
+            remaining = np.clip(1 - progress, 1e-12, None).reshape(progress.shape[0], -1)
             mean_flow = _mean_over_students(flow)
-            if np.isfinite(flat).any():
-                lo, med, hi = np.nanpercentile(flat, [10, 50, 90], axis=1)
+            if np.isfinite(remaining).any():
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore", RuntimeWarning)
+                    lo, med, hi = np.nanpercentile(remaining, [10, 50, 90], axis=1)
                 ax_prog.fill_between(mean_flow, lo, hi, color=color, alpha=0.18, lw=0)
                 ax_prog.plot(mean_flow, med, color=color, lw=2.0, label=_label(name))
             if "test_error" in h:
@@ -112,8 +116,17 @@ def distillation_figure(results: dict[str, Any]) -> Figure:
             ax_err.axhline(np.mean(single) / mu, color=GREY, ls=":", lw=1.2)
         ax_both.set_ylabel("classes with both views learned")
         ax_both.set_ylim(-0.02, 1.02)
-        ax_prog.set_ylabel(r"losing view's progress $1-(\Lambda(0)/\Lambda(t))^{q-2}$")
-        ax_prog.set_ylim(-0.05, 1.02)
+        ax_prog.set_ylabel(r"losing view's push still to come $(\Lambda(0)/\Lambda(t))^{q-2}$")
+        ax_prog.set_yscale("log")
+        ax_prog.set_ylim(top=2.0)
+        varrho = num(get(results, "config.model.varrho", float("nan")))
+        q = num(get(results, "config.model.q", float("nan")))
+        sigma0 = num(get(results, "config.model.sigma_0", float("nan")))
+        if q > 2 and np.isfinite(varrho * sigma0):
+            # a view takes off near Λ = ϱ: from a start of order σ_0 that is (σ_0/ϱ)^(q−2) to go
+            takeoff = (sigma0 / varrho) ** (q - 2)
+            ax_prog.axhline(takeoff, color=GREY, ls=":", lw=1.0)
+            ax_prog.set_ylim(bottom=takeoff / 100)
         ax_err.set_ylabel(r"test error / $\mu$ (probe examples)")
         ax_err.set_yscale("symlog", linthresh=0.01)
         ax_err.set_ylim(bottom=0)
