@@ -2,8 +2,9 @@
 
 Each check returns an entry with ``name``, ``claim`` (text), ``measured`` (test error or the
 measured fraction), ``measured_over_mu``, ``bound`` (the numbers it is held to), ``ci95``
-(``binomial``: a 95 % Wilson interval over test examples; ``seeds``: mean ± 1.96·sd/√S over the
-models, where there are several; both from :mod:`multiview.stats`) and ``passed`` (``None`` when
+(``binomial``: a 95 % Wilson interval over test examples; ``seeds``: the Student-t interval
+mean ± t_{0.975, S−1}·sd/√S over the models, where there are several; both from
+:mod:`multiview.stats`) and ``passed`` (``None`` when
 the claim cannot be judged, with the reason in ``note``). Errors are over the whole test
 distribution and are estimated by stratification, err = (1 − μ)·err_m + μ·err_s, with μ the
 configured single-view probability and err_m, err_s the error rates on the multi-view and
