@@ -19,7 +19,8 @@ summary (the simulator's ``views`` and ``bounds``), ``timing`` (seconds per stag
 from __future__ import annotations
 
 import io
-import platform
+import pickle
+import re
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -70,18 +71,10 @@ def stage_function(protocol: str, name: str) -> StageFunction:
 # --------------------------------------------------------------------------------------------
 
 
-def host_environment(device: torch.device) -> dict[str, Any]:
-    """The software and machine a run used (part of ``environment`` in ``results.json``): torch,
-    Python, platform, torch's CPU threads and, on CUDA, the GPU's name."""
-    env: dict[str, Any] = {
-        "torch": torch.__version__,
-        "python": platform.python_version(),
-        "platform": platform.platform(),
-        "threads": torch.get_num_threads(),
-    }
-    if device.type == "cuda":
-        env["gpu"] = torch.cuda.get_device_name(device)
-    return env
+class CheckpointError(ValueError):
+    """A checkpoint that cannot be read back as plain data: it holds objects other than tensors,
+    numbers, strings, lists and dicts (unpickling those could run any code, so it is refused), or
+    the file is damaged."""
 
 
 def save_tensors(path: str | Path, payload: dict[str, Any]) -> None:
@@ -92,7 +85,26 @@ def save_tensors(path: str | Path, payload: dict[str, Any]) -> None:
 
 
 def load_tensors(path: str | Path) -> dict[str, Any]:
-    return torch.load(path, map_location="cpu", weights_only=False)
+    """A checkpoint written by :func:`save_tensors`, read with ``torch.load(weights_only=True)``:
+    tensors and plain data only. Anything else is a :class:`CheckpointError` naming the file."""
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:
+        found = re.search(r"Unsupported global: GLOBAL (\S+)", str(exc))
+        if found is None:
+            raise CheckpointError(
+                f"{path}: not a readable checkpoint; delete it to compute that part again"
+            ) from None
+        raise CheckpointError(
+            f"{path}: refused: the checkpoint holds an object of type {found.group(1)}, not only tensors "
+            "and plain data, and is not unpickled (that could run any code); delete it to compute that "
+            "part again"
+        ) from None
+    except (RuntimeError, EOFError) as exc:
+        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise CheckpointError(
+            f"{path}: not a readable checkpoint ({first}); delete it to compute that part again"
+        ) from None
 
 
 def _to_cpu(obj: Any) -> Any:

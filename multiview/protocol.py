@@ -18,9 +18,10 @@ import torch
 
 from multiview import bounds, fixed_features, methods, stages
 from multiview.config import SimConfig
-from multiview.driver import Driver, host_environment, load_tensors, stage_function
+from multiview.driver import Driver, load_tensors, stage_function
 from multiview.files import digest
 from multiview.progress import Reporter
+from multiview.provenance import host_environment
 from multiview.run import Run
 
 STAGE_MODULES = (methods, fixed_features)
@@ -107,7 +108,8 @@ class SimulationDriver(Driver):
 
 
 def environment(device: torch.device, dtype: torch.dtype) -> dict[str, Any]:
-    return {"device": str(device), "dtype": str(dtype).replace("torch.", ""), **host_environment(device)}
+    """What the run was made with (:func:`multiview.provenance.host_environment`) and its dtype."""
+    return {**host_environment(device), "dtype": str(dtype).replace("torch.", "")}
 
 
 def data_summary(run: Run) -> dict[str, Any]:

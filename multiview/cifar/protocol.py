@@ -35,8 +35,9 @@ from multiview.cifar.mistakes import wrong_set_overlap
 from multiview.cifar.nets import AverageNet, SplitNet, StagedNet
 from multiview.cifar.run import CifarRun, Trained
 from multiview.cifar.train import KDLoss, LabelLoss, LossFn, Teacher, accuracy, predict, use_bf16
-from multiview.driver import Driver, host_environment, implements
+from multiview.driver import Driver, implements
 from multiview.progress import Reporter
+from multiview.provenance import host_environment
 from multiview.seeding import derive_seed, generator
 from multiview.stages import CIFAR
 
@@ -118,10 +119,9 @@ class CifarDriver(Driver):
 
 def environment(cfg: CifarConfig, device: torch.device) -> dict[str, Any]:
     env = {
-        "device": str(device),
+        **host_environment(device),
         "precision": "bfloat16 autocast" if use_bf16(cfg.recipe, device) else "float32",
         "channels_last": cfg.recipe.channels_last,
-        **host_environment(device),
     }
     if device.type == "cuda":
         env["cuda"] = torch.version.cuda
