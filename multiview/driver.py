@@ -7,8 +7,10 @@ of its results (:meth:`Driver.prepare`), and its stage functions, registered wit
 :func:`implements`, fill in the rest. The driver runs the requested stages and what they need, in
 registry order (:mod:`multiview.stages`), telling a :class:`~multiview.progress.Reporter`; with an
 output folder it writes ``config.toml`` first, a checkpoint per stage where the protocol keys one
-(``stages/<name>.pt``), and ``results.json`` (atomically) after every stage, so an interrupted run
-resumes from its last finished stage.
+(``stages/<name>.pt``), and ``results.json`` with its tidy table (``tidy.csv``, ``tidy.parquet``:
+one row per model × method × stratum, :mod:`multiview.tidy`; ``labels`` are extra columns, a
+sweep's swept values) atomically after every stage, so an interrupted run resumes from its last
+finished stage.
 
 Top-level keys of ``results.json``: ``schema``, the protocol's header (``mode`` for CIFAR,
 ``config``, ``config_hash``, ``environment``, ``data``), one key per stage, the protocol's
@@ -32,6 +34,7 @@ from multiview import stages
 from multiview.files import atomic_write_bytes, atomic_write_text, write_json
 from multiview.progress import Reporter
 from multiview.settings import Settings
+from multiview.tidy import tidy_frame, write_tidy
 
 SCHEMA_VERSION = 1
 
@@ -130,11 +133,19 @@ class Driver:
 
     protocol: ClassVar[str]
 
-    def __init__(self, cfg: Settings, out_dir: str | Path | None, resume: bool, reporter: Reporter | None):
+    def __init__(
+        self,
+        cfg: Settings,
+        out_dir: str | Path | None,
+        resume: bool,
+        reporter: Reporter | None,
+        labels: dict[str, Any] | None = None,
+    ):
         self.cfg = cfg
         self.out = Path(out_dir) if out_dir is not None else None
         self.resume = resume
         self.reporter = reporter or Reporter()
+        self.labels = dict(labels or {})
         self.context: Any = None
         self.results: dict[str, Any] = {}
         self.timing: dict[str, float] = {}
@@ -209,4 +220,5 @@ class Driver:
         self.results["complete"] = complete
         if self.out is not None:
             write_json(self.out / "results.json", self.results)
+            write_tidy(self.out, tidy_frame(self.results, self.labels))
         return self.results

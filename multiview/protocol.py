@@ -34,15 +34,17 @@ def run_protocol(
     out_dir: str | Path | None = None,
     resume: bool = False,
     reporter: Reporter | None = None,
+    labels: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Run the protocol's stages for ``cfg`` and return the results dict (``results.json``).
 
-    With ``out_dir``, writes ``config.toml``, ``results.json`` (after every stage) and one
-    checkpoint per stage; with ``resume``, stages whose checkpoint matches :func:`stage_hash` are
-    loaded instead of recomputed.
+    With ``out_dir``, writes ``config.toml``, ``results.json`` and its tidy table (after every
+    stage; ``labels`` are extra columns of the table) and one checkpoint per stage; with
+    ``resume``, stages whose checkpoint matches :func:`stage_hash` are loaded instead of
+    recomputed.
     """
     cfg.validate()
-    return SimulationDriver(cfg, torch.device(device), out_dir, resume, reporter).run()
+    return SimulationDriver(cfg, torch.device(device), out_dir, resume, reporter, labels).run()
 
 
 def stage_hash(cfg: SimConfig, name: str) -> str:
@@ -80,8 +82,9 @@ class SimulationDriver(Driver):
         out_dir: str | Path | None,
         resume: bool,
         reporter: Reporter | None,
+        labels: dict[str, Any] | None = None,
     ):
-        super().__init__(cfg, out_dir, resume, reporter)
+        super().__init__(cfg, out_dir, resume, reporter, labels)
         self.device = device
 
     def prepare(self) -> dict[str, Any]:

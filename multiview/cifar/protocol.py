@@ -53,14 +53,16 @@ def run_cifar(
     resume: bool = False,
     reporter: Reporter | None = None,
     arrays: CifarArrays | None = None,
+    labels: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Run the configured stages and return the results (the content of ``results.json``).
 
     ``arrays`` skips reading the data (tests and notebooks that already hold it). With
-    ``out_dir``: ``config.toml``, ``results.json`` after each stage, one checkpoint per model.
+    ``out_dir``: ``config.toml``, ``results.json`` and its tidy table after each stage (``labels``:
+    extra columns of the table), one checkpoint per model.
     """
     cfg.validate()
-    return CifarDriver(cfg, torch.device(device), out_dir, resume, reporter, arrays).run()
+    return CifarDriver(cfg, torch.device(device), out_dir, resume, reporter, arrays, labels).run()
 
 
 class CifarDriver(Driver):
@@ -77,8 +79,9 @@ class CifarDriver(Driver):
         resume: bool,
         reporter: Reporter | None,
         arrays: CifarArrays | None,
+        labels: dict[str, Any] | None = None,
     ):
-        super().__init__(cfg, out_dir, resume, reporter)
+        super().__init__(cfg, out_dir, resume, reporter, labels)
         self.device = device
         self.arrays = arrays
 

@@ -282,6 +282,12 @@ def collect(
         Path | None,
         typer.Option("--out", "-o", help="Output path without extension (default: SWEEP_DIR/table)."),
     ] = None,
+    tidy_out: Annotated[
+        Path | None,
+        typer.Option(
+            "--tidy-out", help="Path without extension of the per-model table (default: SWEEP_DIR/tidy)."
+        ),
+    ] = None,
     formats: Annotated[
         str, typer.Option("--format", "-f", help="Comma-separated: csv, parquet.")
     ] = "csv,parquet",
@@ -289,26 +295,33 @@ def collect(
         bool, typer.Option("--all", help="Also list units not finished (their metrics are empty).")
     ] = False,
 ) -> None:
-    """One table of a sweep: a row per unit with its swept values, seed, metrics and full config.
+    """The tables of a sweep: a row per unit (table.*), and a row per model (tidy.*).
 
-    Metrics (means over the unit's S models): single-view error of single models, error of each
-    method, ensemble / KD / self-KD / training-average gains (err(single) − err(method)), the
-    fraction of classes with exactly one view learned, lottery agreement, bound pass rate and
-    wall time. Written as CSV and Parquet for notebooks.
+    table: each unit's swept values, seed, metrics and full config. Metrics (means over the unit's
+    S models): single-view error of single models, error of each method, ensemble / KD / self-KD /
+    training-average gains (err(single) − err(method)), the fraction of classes with exactly one
+    view learned, lottery agreement, bound pass rate and wall time.
+
+    tidy: one row per model × method × stratum (all, multi-view, single-view test examples) of
+    every finished unit, with the swept values, master seed, model index, error, err/μ, views
+    learned, convergence and steps: what error bars over seeds and master seeds come from
+    (the same rows as each unit's tidy.csv). Both written as CSV and Parquet for notebooks.
 
     Example: multiview collect runs/sweeps/mu_rho
     """
-    from multiview.sweep.collect import build_table, write_table
+    from multiview.sweep.collect import build_table, build_tidy, write_table
 
     fmts = tuple(f.strip() for f in formats.split(",") if f.strip())
     try:
         df = build_table(sweep_dir, include_unfinished)
+        tidy = build_tidy(sweep_dir)
         paths = write_table(df, out or sweep_dir / "table", fmts)
+        paths += write_table(tidy, tidy_out or sweep_dir / "tidy", fmts)
     except FileNotFoundError as exc:
         raise typer.BadParameter(str(exc), param_hint="SWEEP_DIR") from None
     except ValueError as exc:
         raise typer.BadParameter(str(exc), param_hint="--format") from None
-    console.print(f"{len(df)} units × {len(df.columns)} columns")
+    console.print(f"{len(df)} units × {len(df.columns)} columns; {len(tidy)} rows of models")
     for path in paths:
         console.print(f"wrote {path}")
 

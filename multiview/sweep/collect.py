@@ -1,23 +1,31 @@
-"""One table of a sweep: a row per unit, its config and its metrics (``multiview collect``).
+"""The tables of a sweep (``multiview collect``): a row per unit, and a row per model.
 
-Columns, in order: ``unit`` (the config hash), ``status``, every swept key (dotted names, e.g.
-``data.mu``), ``seed`` (the master seed), the metrics of :data:`METRICS`, then the whole config
-flattened as ``config.<section>.<key>``. Metrics are means over the unit's S models; a metric whose
-stage did not run is NaN. Written as CSV and Parquet (through pandas) for notebooks.
+:func:`build_table`, one row per unit. Columns, in order: ``unit`` (the config hash), ``status``,
+every swept key (dotted names, e.g. ``data.mu``), ``seed`` (the master seed), the metrics of
+:data:`METRICS`, then the whole config flattened as ``config.<section>.<key>``. Metrics are means
+over the unit's S models; a metric whose stage did not run is NaN.
+
+:func:`build_tidy`, one row per model × method × stratum of every finished unit: the tidy tables of
+the units (:mod:`multiview.tidy`, the rows their ``tidy.csv`` holds, computed from their
+``results.json`` so that units finished before those tables existed are included), with the swept
+keys as columns; what error bars over seeds and master seeds are drawn from.
+
+Both are written as CSV and Parquet (through pandas) for notebooks.
 """
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
 from multiview import stages
 from multiview.config import SimConfig
-from multiview.files import atomic_write, read_json
+from multiview.files import read_json
 from multiview.settings import flatten_sections
 from multiview.stats import nanmean
 from multiview.sweep.store import DONE, SweepStore
+from multiview.tidy import cell, frame, tidy_rows
+from multiview.tidy import write_table as write_table  # the writer of both tables
 
 METHODS = stages.names(stages.SYNTHETIC, stages.METHOD)
 LABELS = {m: stages.get(stages.SYNTHETIC, m).label for m in METHODS}
@@ -75,9 +83,7 @@ def build_table(root: str | Path, include_unfinished: bool = False):
     only, unless ``include_unfinished``; their metrics are then NaN)."""
     import pandas as pd
 
-    store = SweepStore(root)
-    if not store.units_dir.exists():
-        raise FileNotFoundError(f"{root} is not a sweep folder (no units/ inside)")
+    store = _store(root)
     swept = list(store.read_plan().get("swept_keys", []))
     rows = []
     for key in store.keys():
@@ -89,11 +95,10 @@ def build_table(root: str | Path, include_unfinished: bool = False):
         config = results.get("config") or info.get("config") or {}
         flat = flatten_sections(config, SimConfig.sections())
         row: dict[str, Any] = {"unit": key, "status": DONE if done else store.state(key)}
-        for k in swept:
-            row[k] = _cell(flat.get(k))
+        row.update(swept_values(flat, swept))
         row["seed"] = flat.get("seed", info.get("seed"))
         row.update(unit_metrics(results) if done else {m: float("nan") for m in METRICS})
-        row.update({f"config.{k}": _cell(v) for k, v in flat.items()})
+        row.update({f"config.{k}": cell(v) for k, v in flat.items()})
         rows.append(row)
     columns = ["unit", "status", *swept, "seed", *METRICS]
     df = pd.DataFrame(rows, columns=None if rows else columns)
@@ -103,35 +108,35 @@ def build_table(root: str | Path, include_unfinished: bool = False):
     return df
 
 
-def write_table(df, prefix: str | Path, formats: tuple[str, ...] = ("csv", "parquet")) -> list[Path]:
-    """Write ``<prefix>.csv`` / ``<prefix>.parquet`` atomically; returns the paths written."""
-    prefix = Path(prefix)
-    prefix.parent.mkdir(parents=True, exist_ok=True)
-    written = []
-    for fmt in formats:
-        if fmt not in ("csv", "parquet"):
-            raise ValueError(f"unknown table format {fmt!r}; use csv or parquet")
-        if fmt == "parquet":
-            try:
-                import pyarrow  # noqa: F401
-            except ImportError:
-                raise ValueError(
-                    "Parquet needs pyarrow: pip install 'multiview[parquet]' (or use --format csv)"
-                ) from None
-        path = prefix.with_name(prefix.name + "." + fmt)
-        write = df.to_csv if fmt == "csv" else df.to_parquet
-        atomic_write(path, lambda fh, write=write: write(fh, index=False))
-        written.append(path)
-    return written
+def build_tidy(root: str | Path):
+    """A ``pandas.DataFrame`` with one row per model × method × stratum of every finished unit of
+    the sweep folder ``root`` (:mod:`multiview.tidy`), the swept keys after ``seed``, sorted by
+    the swept values and the master seed."""
+    store = _store(root)
+    swept = list(store.read_plan().get("swept_keys", []))
+    rows = []
+    for key in store.keys():
+        if store.is_done(key):
+            results = read_json(store.results_path(key))
+            flat = flatten_sections(results.get("config", {}), SimConfig.sections())
+            rows += tidy_rows(results, swept_values(flat, swept))
+    df = frame(rows, ("run", "seed", *swept))
+    order = [c for c in [*swept, "seed"] if c in df.columns]
+    if rows and order:
+        df = df.sort_values(order, kind="stable").reset_index(drop=True)
+    return df
 
 
-def _cell(v: Any) -> Any:
-    """Lists become text (``single,ensemble``; ``[1.0, 2.0]``) so every column is a scalar."""
-    if isinstance(v, (list, tuple)):
-        if all(isinstance(x, str) for x in v):
-            return ",".join(v)
-        return json.dumps(list(v))
-    return v
+def swept_values(flat_config: dict[str, Any], swept: list[str]) -> dict[str, Any]:
+    """The value of every swept key in a flattened config (lists as text, :func:`multiview.tidy.cell`)."""
+    return {k: cell(flat_config.get(k)) for k in swept}
+
+
+def _store(root: str | Path) -> SweepStore:
+    store = SweepStore(root)
+    if not store.units_dir.exists():
+        raise FileNotFoundError(f"{root} is not a sweep folder (no units/ inside)")
+    return store
 
 
 def _number(x: Any) -> float:

@@ -19,6 +19,7 @@ from multiview.device import resolve_device
 from multiview.settings import ConfigError
 from multiview.sweep.spec import Unit
 from multiview.sweep.store import DONE, FAILED, RUNNING, SweepStore
+from multiview.tidy import cell
 
 
 class UnitFailed(RuntimeError):
@@ -109,7 +110,8 @@ def _attempt(
     store.log_event("start", unit.key, attempt=attempts, device=dev, backend=backend)
     t0 = time.perf_counter()
     try:
-        run_protocol(unit.config, dev, store.unit_dir(unit.key), resume=True)
+        labels = {key: cell(value) for key, value in unit.params.items()}
+        run_protocol(unit.config, dev, store.unit_dir(unit.key), resume=True, labels=labels)
     except Exception as exc:
         seconds = time.perf_counter() - t0
         tb = traceback.format_exc()
