@@ -10,7 +10,7 @@ import typer
 from multiview import stages
 from multiview.config import SimConfig, get_preset, preset_help
 from multiview.settings import ConfigError, parse_sets
-from multiview.terminal import device_option, make_console
+from multiview.terminal import LOG_DIR_HELP, device_option, make_console, tracker_option
 
 app = typer.Typer(
     help=(
@@ -93,13 +93,15 @@ def simulate(
     ] = None,
     resume: Annotated[bool, typer.Option(help="Reuse finished stages saved in --out.")] = False,
     quiet: Annotated[bool, typer.Option(help="No progress display.")] = False,
+    log_dir: Annotated[Path | None, typer.Option("--log-dir", help=LOG_DIR_HELP)] = None,
 ) -> None:
     """Run the paper's protocol on one configuration and print the verdict.
 
     Trains S single models (seeds batched in one tensor), then, by default, their ensemble,
     training the average, knowledge distillation, self-distillation, the ensemble of KD students
     and the random-feature / NTK baselines; prints tables and the theorem checks; writes
-    results.json and config.toml to the output folder.
+    results.json, tidy.csv / tidy.parquet (one row per model × method × stratum) and config.toml
+    to the output folder.
 
     Examples:
 
@@ -107,22 +109,23 @@ def simulate(
 
       multiview simulate --set data.mu=0.2 --set model.q=3 --seeds 20 --only single,ensemble
     """
-    from multiview.progress import Reporter, RichReporter
+    from multiview.progress import Reporters, RichReporter
     from multiview.protocol import run_protocol
     from multiview.report import print_report
 
     cfg = build_config(preset, config_file, sets, seeds, dtype, only)
     dev = device_option(device)
+    tracker = tracker_option(log_dir)
     out_dir = out or Path("runs") / cfg.config_hash()
     console.print(
         f"[bold]multiview simulate[/bold]  preset={preset or 'default'}  seeds={cfg.n_seeds}  "
         f"device={dev}  dtype={cfg.train.dtype}  out={out_dir}"
     )
     if quiet:
-        results = run_protocol(cfg, dev, out_dir, resume=resume, reporter=Reporter())
+        results = run_protocol(cfg, dev, out_dir, resume=resume, reporter=Reporters(tracker))
     else:
-        with RichReporter(console) as reporter:
-            results = run_protocol(cfg, dev, out_dir, resume=resume, reporter=reporter)
+        with RichReporter(console) as bars:
+            results = run_protocol(cfg, dev, out_dir, resume=resume, reporter=Reporters(bars, tracker))
     print_report(results, console)
     console.print(f"results: {out_dir / 'results.json'}")
 

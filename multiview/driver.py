@@ -185,6 +185,7 @@ class Driver:
         header = self.prepare()
         self.timing["data"] = time.perf_counter() - self.t0
         self.results = {"schema": SCHEMA_VERSION, **header}
+        self.reporter.run_started(header)
         if self.out is not None:
             atomic_write_text(self.out / "config.toml", self.cfg.to_toml())
         for stage in stages.resolve(self.protocol, self.cfg.protocol.stages):
@@ -204,10 +205,13 @@ class Driver:
             self.results[stage] = part
             self.keep(stage, tensors)
             self.timing[stage] = seconds
+            self.reporter.stage_result(stage, part, cached)
             self.reporter.stage_finished(stage, seconds, cached=cached)
             if self.out is not None:
                 self.finish(complete=False)
-        return self.finish(complete=True)
+        results = self.finish(complete=True)
+        self.reporter.run_finished(results)
+        return results
 
     def finish(self, complete: bool) -> dict[str, Any]:
         """Add the summary, the timing and ``complete``; rewrite ``results.json``."""

@@ -15,7 +15,7 @@ from multiview import stages
 from multiview.cifar.config import ARCH_HELP, CifarConfig, build
 from multiview.cifar.recipes import recipe_named
 from multiview.settings import ConfigError, parse_sets
-from multiview.terminal import device_option
+from multiview.terminal import LOG_DIR_HELP, device_option, tracker_option
 
 
 def build_cifar_config(
@@ -94,11 +94,13 @@ def cifar(
         int, typer.Option(help="CPU threads for torch (0 = its default); 1 is fastest on a busy machine.")
     ] = 0,
     quiet: Annotated[bool, typer.Option(help="No progress display.")] = False,
+    log_dir: Annotated[Path | None, typer.Option("--log-dir", help=LOG_DIR_HELP)] = None,
 ) -> None:
     """Train S single models on CIFAR, their ensemble, KD and self-KD students, training the
     average, the channel-split experiment and the error-overlap analysis; print the paper's table.
 
-    Writes config.toml, results.json and one checkpoint per model to the output folder.
+    Writes config.toml, results.json, tidy.csv / tidy.parquet (one row per model × method) and one
+    checkpoint per model to the output folder.
 
     Examples:
 
@@ -127,6 +129,7 @@ def cifar(
     if not cfg.data.path:
         raise typer.BadParameter("--data PATH is required (the folder or .tar.gz holding the data set)")
     dev = device_option(device)
+    tracker = tracker_option(log_dir)
     if threads < 0:
         raise typer.BadParameter(f"--threads {threads}: must be 0 (torch's default) or more")
     if threads > 0:
@@ -137,7 +140,7 @@ def cifar(
     from multiview.cifar.data import CifarDataError, download_cifar
     from multiview.cifar.protocol import run_cifar
     from multiview.cifar.report import print_report
-    from multiview.progress import Reporter, RichReporter
+    from multiview.progress import Reporters, RichReporter
 
     try:
         if download and not Path(cfg.data.path).exists():
@@ -154,10 +157,10 @@ def cifar(
             f"seeds={cfg.protocol.seeds}  epochs={cfg.recipe.epochs:g}  device={dev}  out={out_dir}"
         )
         if quiet:
-            results = run_cifar(cfg, dev, out_dir, resume=resume, reporter=Reporter())
+            results = run_cifar(cfg, dev, out_dir, resume=resume, reporter=Reporters(tracker))
         else:
-            with RichReporter(console) as reporter:
-                results = run_cifar(cfg, dev, out_dir, resume=resume, reporter=reporter)
+            with RichReporter(console) as bars:
+                results = run_cifar(cfg, dev, out_dir, resume=resume, reporter=Reporters(bars, tracker))
     except CifarDataError as exc:
         console.print(f"[red]data error:[/red] {exc}")
         raise typer.Exit(2) from None
