@@ -7,8 +7,10 @@ import math
 import os
 
 import pandas as pd
+import pytest
 from sweep_helpers import flat, run_cli, write_spec
 
+import multiview
 from multiview.files import read_json
 from multiview.sweep.collect import METRICS, build_table
 from multiview.sweep.store import SweepStore
@@ -63,6 +65,23 @@ def test_local_sweep_runs_resumes_collects_and_plots(tmp_path):
             assert row["single_view_error"] >= 0 and 0 <= row["bound_pass_rate"] <= 1
             assert math.isnan(row["kd_gain"])  # the KD stage did not run
             assert row["config.protocol.stages"] == "single,ensemble"
+
+    # And a row per model × method × stratum: the units' own tidy tables, with the swept keys.
+    units = pd.concat([pd.read_csv(store.unit_dir(k) / "tidy.csv") for k in keys])
+    assert list(units.columns[:4]) == ["run", "seed", "data.mu", "data.rho"]
+    for tidy in (pd.read_csv(out / "tidy.csv"), pd.read_parquet(out / "tidy.parquet"), multiview.load(out)):
+        assert len(tidy) == len(units) == 4 * 3 * (3 + 1)  # 4 units × 3 strata × (3 singles + 1 ensemble)
+        key = ["run", "method", "model", "stratum"]
+        merged = tidy.merge(units, on=key, suffixes=("", "_unit"))
+        assert len(merged) == len(tidy) and (merged["error"] == merged["error_unit"]).all()
+        assert (merged["data.mu"] == merged["data.mu_unit"]).all()
+        singles = tidy[(tidy.method == "single") & (tidy.stratum == "all")]
+        means = singles.groupby("run")["error"].mean()
+        table = pd.read_csv(out / "table.csv").set_index("unit")
+        assert means.to_dict() == pytest.approx(table.loc[means.index, "error_single"].to_dict())
+    assert (
+        multiview.load(store.unit_dir(keys[0]))["data.mu"] == units[units.run == keys[0]]["data.mu"].iloc[0]
+    ).all()
 
     plotted = run_cli("plot", "phase", out, "--x", "mu", "--y", "rho", "--metric", "single_view_error")
     assert plotted.exit_code == 0, plotted.output
