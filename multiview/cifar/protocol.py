@@ -54,15 +54,19 @@ def run_cifar(
     reporter: Reporter | None = None,
     arrays: CifarArrays | None = None,
     labels: dict[str, Any] | None = None,
+    epoch_checkpoint_s: float = 60.0,
 ) -> dict[str, Any]:
     """Run the configured stages and return the results (the content of ``results.json``).
 
     ``arrays`` skips reading the data (tests and notebooks that already hold it). With
     ``out_dir``: ``config.toml``, ``results.json`` and its tidy table after each stage (``labels``:
-    extra columns of the table), one checkpoint per model.
+    extra columns of the table), one checkpoint per model, and the state of the model in training
+    after an epoch, at most every ``epoch_checkpoint_s`` seconds (a resumed run continues it).
     """
     cfg.validate()
-    return CifarDriver(cfg, torch.device(device), out_dir, resume, reporter, arrays, labels).run()
+    return CifarDriver(
+        cfg, torch.device(device), out_dir, resume, reporter, arrays, labels, epoch_checkpoint_s
+    ).run()
 
 
 class CifarDriver(Driver):
@@ -80,10 +84,12 @@ class CifarDriver(Driver):
         reporter: Reporter | None,
         arrays: CifarArrays | None,
         labels: dict[str, Any] | None = None,
+        epoch_checkpoint_s: float = 60.0,
     ):
         super().__init__(cfg, out_dir, resume, reporter, labels)
         self.device = device
         self.arrays = arrays
+        self.epoch_checkpoint_s = epoch_checkpoint_s
 
     def prepare(self) -> dict[str, Any]:
         d = self.cfg.data
@@ -96,6 +102,7 @@ class CifarDriver(Driver):
         run = self.context = CifarRun.create(
             self.cfg, self.device, self.out, self.resume, self.reporter, arrays
         )
+        run.epoch_checkpoint_s = self.epoch_checkpoint_s
         return {
             "mode": "cifar",
             "config": self.cfg.to_dict(),
