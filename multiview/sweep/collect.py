@@ -19,7 +19,6 @@ from pathlib import Path
 from typing import Any
 
 from multiview import stages
-from multiview.config import SimConfig
 from multiview.files import read_json
 from multiview.settings import flatten_sections
 from multiview.stats import nanmean
@@ -57,10 +56,8 @@ def unit_metrics(results: dict[str, Any]) -> dict[str, float]:
     """The table's metrics of one unit's ``results.json``."""
     nan = float("nan")
     out: dict[str, float] = {}
-    errors = {m: nanmean(results[m]["test_error"]["all"]) if m in results else nan for m in METHODS}
-    single_view = {
-        m: nanmean(results[m]["test_error"]["single_view"]) if m in results else nan for m in METHODS
-    }
+    errors = {m: _mean_error(results, m, "all") for m in METHODS}
+    single_view = {m: _mean_error(results, m, "single_view") for m in METHODS}
     out["single_view_error"] = single_view["single"]
     for m in METHODS:
         out[f"error_{m}"] = errors[m]
@@ -93,7 +90,7 @@ def build_table(root: str | Path, include_unfinished: bool = False):
         info = store.info(key)
         results = read_json(store.results_path(key)) if done else {}
         config = results.get("config") or info.get("config") or {}
-        flat = flatten_sections(config, SimConfig.sections())
+        flat = flatten_config(config)
         row: dict[str, Any] = {"unit": key, "status": DONE if done else store.state(key)}
         row.update(swept_values(flat, swept))
         row["seed"] = flat.get("seed", info.get("seed"))
@@ -118,13 +115,18 @@ def build_tidy(root: str | Path):
     for key in store.keys():
         if store.is_done(key):
             results = read_json(store.results_path(key))
-            flat = flatten_sections(results.get("config", {}), SimConfig.sections())
+            flat = flatten_config(results.get("config", {}))
             rows += tidy_rows(results, swept_values(flat, swept))
     df = frame(rows, ("run", "seed", *swept))
     order = [c for c in [*swept, "seed"] if c in df.columns]
     if rows and order:
         df = df.sort_values(order, kind="stable").reset_index(drop=True)
     return df
+
+
+def flatten_config(config: dict[str, Any]) -> dict[str, Any]:
+    """A saved config (the simulator's or CIFAR's) as dotted keys: ``{"data.mu": 0.1, "seed": 0}``."""
+    return flatten_sections(config, [k for k, v in config.items() if isinstance(v, dict)])
 
 
 def swept_values(flat_config: dict[str, Any], swept: list[str]) -> dict[str, Any]:
@@ -137,6 +139,13 @@ def _store(root: str | Path) -> SweepStore:
     if not store.units_dir.exists():
         raise FileNotFoundError(f"{root} is not a sweep folder (no units/ inside)")
     return store
+
+
+def _mean_error(results: dict[str, Any], method: str, stratum: str) -> float:
+    """The mean test error of a method's models on a stratum (NaN when the run has neither: a
+    CIFAR run has no single-view stratum)."""
+    errors = (results.get(method) or {}).get("test_error") or {}
+    return nanmean(errors[stratum]) if stratum in errors else float("nan")
 
 
 def _number(x: Any) -> float:

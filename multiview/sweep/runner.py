@@ -2,7 +2,8 @@
 
 :func:`run_unit` takes the unit's lock, skips it when its result is already stored, runs the
 protocol into ``units/<key>/`` with ``resume`` (finished stages of an interrupted attempt are
-loaded, not recomputed), and records the outcome in ``unit.json`` and ``events.jsonl``.
+loaded, not recomputed; a CIFAR unit's finished models too, and its model in training from its
+last saved epoch), and records the outcome in ``unit.json`` and ``events.jsonl``.
 """
 
 from __future__ import annotations
@@ -84,8 +85,6 @@ def _attempt(
     store: SweepStore, unit: Unit, device: str, keep_stages: bool, raise_on_error: bool, backend: str
 ) -> Outcome:
     """One attempt at ``unit`` (its lock held): record the start, run, record the outcome."""
-    from multiview.protocol import run_protocol
-
     try:
         dev = str(resolve_device(device, "device"))
     except ConfigError:
@@ -97,7 +96,7 @@ def _attempt(
         "pid": os.getpid(),
         "device": dev,
         "backend": backend,
-        "slurm_job": _slurm_job_id(),
+        "slurm_job": slurm_job_id(),
     }
     store.write_info(
         unit,
@@ -110,8 +109,7 @@ def _attempt(
     store.log_event("start", unit.key, attempt=attempts, device=dev, backend=backend)
     t0 = time.perf_counter()
     try:
-        labels = {key: cell(value) for key, value in unit.params.items()}
-        run_protocol(unit.config, dev, store.unit_dir(unit.key), resume=True, labels=labels)
+        run_protocol_of(unit, dev, store.unit_dir(unit.key))
     except Exception as exc:
         seconds = time.perf_counter() - t0
         tb = traceback.format_exc()
@@ -141,7 +139,24 @@ def _attempt(
     return Outcome(unit.key, DONE, seconds, device=dev)
 
 
-def _slurm_job_id() -> str | None:
+def run_protocol_of(unit: Unit, device: str, out: Path) -> None:
+    """Run ``unit``'s protocol (the simulator's, or CIFAR's for a CIFAR config) into ``out``,
+    resuming what an earlier attempt left there; its swept values label its tidy table."""
+    from multiview.cifar.config import CifarConfig
+
+    labels = {key: cell(value) for key, value in unit.params.items()}
+    if isinstance(unit.config, CifarConfig):
+        from multiview.cifar.protocol import run_cifar
+
+        run_cifar(unit.config, device, out, resume=True, labels=labels)
+    else:
+        from multiview.protocol import run_protocol
+
+        run_protocol(unit.config, device, out, resume=True, labels=labels)
+
+
+def slurm_job_id() -> str | None:
+    """The SLURM task this process runs in (``<array>_<task>`` in a job array), or None."""
     array, task = os.environ.get("SLURM_ARRAY_JOB_ID"), os.environ.get("SLURM_ARRAY_TASK_ID")
     if array and task:
         return f"{array}_{task}"
