@@ -13,6 +13,7 @@ neither torch nor pandas::
 
     res = multiview.simulate(preset="smoke", mu=0.2)   # Results: .results, .tidy, .path
     df = multiview.load("runs/sweeps/mu_rho")           # a tidy DataFrame of a run or a sweep
+    multiview.summarize(df, by=["data.mu", "method"])   # means with 95 % intervals over seeds
 """
 
 import os
@@ -23,8 +24,9 @@ from typing import TYPE_CHECKING, Any  # noqa: E402  (after the allocator settin
 
 if TYPE_CHECKING:
     from multiview.api import Results, load, simulate
+    from multiview.tidy import summarize
 
-__all__ = ["Results", "__version__", "load", "simulate"]
+__all__ = ["Results", "__version__", "load", "simulate", "summarize"]
 
 
 def __getattr__(name: str) -> Any:
@@ -32,6 +34,10 @@ def __getattr__(name: str) -> Any:
         from multiview import api
 
         return getattr(api, name)
+    if name == "summarize":
+        from multiview.tidy import summarize
+
+        return summarize
     if name == "__version__":
         from multiview.provenance import package_version
 

@@ -90,8 +90,7 @@ def _gain_entry(
         reference: ens,
         f"{reference}_gain": ens_gain,
         "half_gain_error": threshold,
-        "rule": ("err ≤ " if want_large else "err > ")
-        + f"err(single) − ½·(err(single) − err({reference}))",
+        "rule": ("err ≤ " if want_large else "err > ") + f"err(single) − ½·(err(single) − err({reference}))",
     }
     if ens_gain <= 2 * se:
         entry["note"] = (
@@ -103,6 +102,9 @@ def _gain_entry(
     return entry
 
 
+SINGLE_BAND = (0.49, 0.51)
+"""Theorem 1's band for a single model's error, in units of μ."""
+
 BELOW = (
     ("ensemble", "ensemble", "Thm 2: the ensemble of {K} models has err < 0.01μ", 0.01),
     ("knowledge_distillation", "kd", "Thm 3: a student distilled from the ensemble has err < 0.01μ", 0.01),
@@ -110,6 +112,11 @@ BELOW = (
     ("ensemble_of_kd", "ensemble_of_kd", "the ensemble of KD students has err < 0.01μ", 0.01),
 )
 """The claims that a method's error stays below a multiple of μ: (check, stage, claim, multiple)."""
+
+
+def bands_over_mu() -> dict[str, tuple[float, float]]:
+    """Stage → the (low, high) error the paper allows it, in units of μ (Theorems 1 to 4)."""
+    return {"single": SINGLE_BAND, **{stage: (0.0, factor) for _, stage, _, factor in BELOW}}
 
 
 def check(results: dict[str, Any], cfg: SimConfig) -> list[dict[str, Any]]:
@@ -124,7 +131,7 @@ def check(results: dict[str, Any], cfg: SimConfig) -> list[dict[str, Any]]:
     if "single" in results:
         s = results["single"]
         acc = s["train_accuracy"]
-        lo, hi = 0.49 * mu, 0.51 * mu
+        lo, hi = SINGLE_BAND[0] * mu, SINGLE_BAND[1] * mu
         in_band = [lo <= e <= hi for e in err["single"]]
         m = nanmean(err["single"])
         e = _entry(

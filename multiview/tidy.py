@@ -31,6 +31,10 @@ column                  what it holds
 ``final_loss``          training loss at the end
 ======================  ==========================================================================
 
+:func:`summarize` turns such a table into means with 95 % intervals: over master seeds where
+the table has several (each master seed's models averaged first: the models of one run share its
+data), else over the models of the one run.
+
 This module imports no torch; pandas is imported when a frame is built.
 """
 
@@ -217,6 +221,55 @@ def frame(rows: list[dict[str, Any]], leading: tuple[str, ...] = ("run", "seed")
 def tidy_frame(results: Mapping[str, Any], labels: Mapping[str, Any] | None = None) -> pd.DataFrame:
     """The tidy table of one run's results as a ``pandas.DataFrame`` (see the module's columns)."""
     return frame(tidy_rows(results, labels))
+
+
+def label_columns(df: pd.DataFrame) -> list[str]:
+    """The columns a sweep added to a tidy table (its swept keys)."""
+    return [c for c in df.columns if c not in ("run", "seed", *ROW_COLUMNS)]
+
+
+def summarize(
+    df: pd.DataFrame,
+    by: list[str] | tuple[str, ...] = ("learner", "method", "stratum"),
+    value: str = "error_over_mu",
+    interval: str = "t",
+) -> pd.DataFrame:
+    """The mean of ``value`` per group of ``by``, with a 95 % interval: Student-t (``interval =
+    "t"``) or a BCa bootstrap (``"bootstrap"``) over master seeds when the group has several
+    (``seed``; the mean of each master seed's models first), else over its models.
+
+    Columns: the ``by`` columns, ``mean``, ``low``, ``high`` (NaN below two values), ``n`` (how
+    many values the interval is over) and ``over`` (``master seeds`` or ``models``)."""
+    import pandas as pd
+
+    from multiview.stats import bootstrap_interval, seed_interval
+
+    if interval not in ("t", "bootstrap"):
+        raise ValueError(f"interval {interval!r}: use t or bootstrap")
+    bounds_of = seed_interval if interval == "t" else bootstrap_interval
+    by = list(by)
+    rows = []
+    for key, group in df.groupby(by, sort=True, dropna=False):
+        seeds = group["seed"].nunique() if "seed" in group else 1
+        if seeds > 1:
+            values, over = group.groupby("seed")[value].mean().tolist(), "master seeds"
+        else:
+            values, over = group[value].tolist(), "models"
+        present = [float(v) for v in values if not pd.isna(v)]
+        ci = bounds_of(present) or [math.nan, math.nan]
+        mean = sum(present) / len(present) if present else math.nan
+        key = key if isinstance(key, tuple) else (key,)
+        rows.append(
+            {
+                **dict(zip(by, key, strict=True)),
+                "mean": mean,
+                "low": ci[0],
+                "high": ci[1],
+                "n": len(present),
+                "over": over,
+            }
+        )
+    return pd.DataFrame(rows, columns=[*by, "mean", "low", "high", "n", "over"])
 
 
 def have_parquet() -> bool:

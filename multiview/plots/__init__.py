@@ -1,7 +1,9 @@
 """Figures of a run's results (plain data in, :class:`matplotlib.figure.Figure` out).
 
 Every figure function takes the results dict (``results.json``, see :mod:`multiview.protocol`)
-and returns a Figure; :func:`save` writes it as PNG/PDF; :func:`render` writes a whole group.
+and returns a Figure, but those of :mod:`multiview.plots.seeds`, which take tidy tables
+(:func:`multiview.load`: a run or a whole sweep); :func:`save` writes it as PNG/PDF;
+:func:`render` writes a whole group.
 
 Groups (``multiview plot GROUP RUN``):
 
@@ -9,7 +11,8 @@ Groups (``multiview plot GROUP RUN``):
   self-KD students against their teachers;
 * ``dynamics``: Λ_{i,ℓ}(t) of winner and loser, the initial margin against the view that won;
 * ``distillation``: the students' second views, losing-view progress and err/μ against flow time;
-* ``theorems``: each method's err/μ with CI beside the bound; learned against fixed features;
+* ``theorems``: each method's err/μ with CI beside the bound, its spread over models; learned
+  against fixed features;
 * ``memorization``: own-noise against fresh-noise correlation by kind of training example;
 * ``cifar``: a CIFAR run (``multiview cifar``): accuracy per method, ensemble size, the models'
   wrong sets, channel split.
@@ -33,6 +36,9 @@ from multiview.plots.cifar import (
 from multiview.plots.distillation import distillation_figure
 from multiview.plots.dynamics import initial_margin_figure, lambda_trajectories_figure
 from multiview.plots.memorization import memorization_figure
+from multiview.plots.seeds import error_bars_figure as error_bars_figure  # figures of tidy tables
+from multiview.plots.seeds import run_seed_spread_figure
+from multiview.plots.seeds import seed_spread_figure as seed_spread_figure
 from multiview.plots.style import DEFAULT_FORMATS, save
 from multiview.plots.style import load_results as load_results  # re-exported for notebooks
 from multiview.plots.style import style as style
@@ -64,6 +70,7 @@ GROUPS: dict[str, dict[str, FigureFn]] = {
     },
     "theorems": {
         "theorems": theorems_figure,
+        "seed_spread": run_seed_spread_figure,
         "fixed_features": fixed_features_figure,
     },
     "memorization": {

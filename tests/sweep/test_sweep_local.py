@@ -91,6 +91,17 @@ def test_local_sweep_runs_resumes_collects_and_plots(tmp_path):
     bad = run_cli("plot", "phase", out, "--x", "mu", "--y", "sigma_0")
     assert bad.exit_code == 2 and "not a column" in bad.output
 
+    pinned = ("--where", "data.mu=0.1", "--where", "data.rho=0.3", "--format", "png")
+    spread = run_cli("plot", "seeds", out, *pinned)
+    assert spread.exit_code == 0, spread.output
+    assert (out / "figures" / "seed_spread.png").stat().st_size > 1000
+    unpinned = run_cli("plot", "seeds", out, "--where", "data.mu=0.1")
+    assert (
+        unpinned.exit_code == 2
+        and "data.rho" in flat(unpinned.output)
+        and "pin them" in flat(unpinned.output)
+    )
+
 
 def test_failed_units_are_recorded_skipped_and_retried(tmp_path):
     out = tmp_path / "sweep"
