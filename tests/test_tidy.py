@@ -10,6 +10,7 @@ import pytest
 from multiview import tidy
 from multiview.config import get_preset
 from multiview.protocol import run_protocol
+from multiview.stats import bootstrap_interval, seed_interval
 from multiview.tidy import ROW_COLUMNS, tidy_frame, tidy_rows
 
 
@@ -126,3 +127,26 @@ def test_a_cifar_run_has_one_stratum_and_no_mu():
 
 def test_an_empty_run_has_the_columns():
     assert list(tidy_frame({"config": {}}).columns) == ["run", "seed", *ROW_COLUMNS]
+
+
+def test_summaries_are_over_master_seeds_where_there_are_several():
+    rows = [
+        {"run": f"r{seed}", "seed": seed, "method": "kd", "model": model, "error_over_mu": value}
+        for seed, values in ((0, [0.1, 0.3]), (1, [0.5, 0.5]), (2, [0.2, 0.4]))
+        for model, value in enumerate(values)
+    ]
+    df = tidy.frame(rows)
+    (row,) = tidy.summarize(df, by=["method"]).to_dict("records")
+    means = [0.2, 0.5, 0.3]  # each master seed's models averaged first
+    assert row["mean"] == pytest.approx(sum(means) / 3) and row["n"] == 3 and row["over"] == "master seeds"
+    assert [row["low"], row["high"]] == pytest.approx(seed_interval(means))
+    (boot,) = tidy.summarize(df, by=["method"], interval="bootstrap").to_dict("records")
+    assert [boot["low"], boot["high"]] == pytest.approx(bootstrap_interval(means))
+    (one,) = tidy.summarize(df[df.seed == 0], by=["method"]).to_dict("records")
+    assert (
+        one["over"] == "models"
+        and one["n"] == 2
+        and [one["low"], one["high"]] == pytest.approx(seed_interval([0.1, 0.3]))
+    )
+    with pytest.raises(ValueError, match="use t or bootstrap"):
+        tidy.summarize(df, interval="normal")
