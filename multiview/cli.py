@@ -109,7 +109,7 @@ def simulate(
 
       multiview simulate --set data.mu=0.2 --set model.q=3 --seeds 20 --only single,ensemble
     """
-    from multiview.progress import Reporters, RichReporter
+    from multiview.progress import reporting
     from multiview.protocol import run_protocol
     from multiview.report import print_report
 
@@ -121,11 +121,8 @@ def simulate(
         f"[bold]multiview simulate[/bold]  preset={preset or 'default'}  seeds={cfg.n_seeds}  "
         f"device={dev}  dtype={cfg.train.dtype}  out={out_dir}"
     )
-    if quiet:
-        results = run_protocol(cfg, dev, out_dir, resume=resume, reporter=Reporters(tracker))
-    else:
-        with RichReporter(console) as bars:
-            results = run_protocol(cfg, dev, out_dir, resume=resume, reporter=Reporters(bars, tracker))
+    with reporting(console, quiet, tracker) as reporter:
+        results = run_protocol(cfg, dev, out_dir, resume=resume, reporter=reporter)
     print_report(results, console)
     console.print(f"results: {out_dir / 'results.json'}")
 

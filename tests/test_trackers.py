@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sys
 
 import numpy as np
@@ -109,45 +110,12 @@ def test_log_dir_without_tensorboard_is_a_named_error(tmp_path, monkeypatch):
     assert not (tmp_path / "tb").exists()
 
 
-def test_a_cifar_run_logs_accuracy_and_loss_per_model(tmp_path):
-    import torch
-
-    from multiview.cifar.config import build
-    from multiview.cifar.data import CifarArrays
-    from multiview.cifar.protocol import run_cifar
-
-    rng = np.random.default_rng(0)
-    arrays = CifarArrays(
-        train_x=rng.integers(0, 256, (100, 32, 32, 3), dtype=np.uint8),
-        train_y=np.arange(100) % 10,
-        test_x=rng.integers(0, 256, (50, 32, 32, 3), dtype=np.uint8),
-        test_y=np.arange(50) % 10,
-        classes=[str(i) for i in range(10)],
-        source="random",
-        layout="arrays",
-        fingerprint="random",
+def test_simulate_log_dir_writes_the_log(tmp_path):
+    args = ["simulate", "--preset", "smoke", "--only", "single", "--set", "data.n_test=300", "--quiet"]
+    result = CliRunner().invoke(
+        app, [*args, "--out", str(tmp_path / "run"), "--log-dir", str(tmp_path / "tb")]
     )
-    cfg = build(
-        "fast",
-        {
-            "protocol.stages": ("single", "ensemble"),
-            "protocol.seeds": 2,
-            "model.fast_width": 4,
-            "recipe.epochs": 1,
-            "recipe.batch_size": 50,
-            "recipe.tta": 0,
-        },
-    )
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        results = run_cifar(cfg, "cpu", reporter=trackers.open_tracker(tmp_path), arrays=arrays)
-    finally:
-        torch.set_num_threads(threads)
-    acc = events(tmp_path)
-    steps, values = scalars(acc, "single/test_accuracy")
-    assert steps == [0, 1] and values == pytest.approx(results["single"]["test_accuracy"])
-    steps, values = scalars(acc, "single/final_train_loss")
-    assert steps == [0, 1] and values == pytest.approx(results["single"]["final_train_loss"], rel=1e-6)
-    (ens,) = scalars(acc, "hparam/error/ensemble")[1]
-    assert ens == pytest.approx(results["ensemble"]["test_error"]["all"][0], rel=1e-6)
+    assert result.exit_code == 0, result.output
+    (err,) = scalars(events(tmp_path / "tb"), "single/test_error/all")[1]
+    results = json.loads((tmp_path / "run" / "results.json").read_text())
+    assert err == pytest.approx(nanmean(results["single"]["test_error"]["all"]), rel=1e-6)

@@ -140,7 +140,7 @@ def cifar(
     from multiview.cifar.data import CifarDataError, download_cifar
     from multiview.cifar.protocol import run_cifar
     from multiview.cifar.report import print_report
-    from multiview.progress import Reporters, RichReporter
+    from multiview.progress import reporting
 
     try:
         if download and not Path(cfg.data.path).exists():
@@ -156,11 +156,8 @@ def cifar(
             f"recipe={cfg.recipe.name}  "
             f"seeds={cfg.protocol.seeds}  epochs={cfg.recipe.epochs:g}  device={dev}  out={out_dir}"
         )
-        if quiet:
-            results = run_cifar(cfg, dev, out_dir, resume=resume, reporter=Reporters(tracker))
-        else:
-            with RichReporter(console) as bars:
-                results = run_cifar(cfg, dev, out_dir, resume=resume, reporter=Reporters(bars, tracker))
+        with reporting(console, quiet, tracker) as reporter:
+            results = run_cifar(cfg, dev, out_dir, resume=resume, reporter=reporter)
     except CifarDataError as exc:
         console.print(f"[red]data error:[/red] {exc}")
         raise typer.Exit(2) from None

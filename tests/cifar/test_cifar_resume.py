@@ -3,30 +3,14 @@ stream) and ends as the uninterrupted run: the checkpoint a requeued SLURM task 
 
 from __future__ import annotations
 
-import numpy as np
 import pytest
 import torch
+from cifar_helpers import stand_in_arrays
 
 from multiview.cifar import train as train_module
 from multiview.cifar.config import build
-from multiview.cifar.data import CifarArrays
 from multiview.cifar.protocol import run_cifar
 from multiview.driver import load_tensors
-
-
-def stand_in() -> CifarArrays:
-    rng = np.random.default_rng(0)
-    return CifarArrays(
-        train_x=rng.integers(0, 256, (120, 32, 32, 3), dtype=np.uint8),
-        train_y=np.arange(120) % 10,
-        test_x=rng.integers(0, 256, (40, 32, 32, 3), dtype=np.uint8),
-        test_y=np.arange(40) % 10,
-        classes=[str(i) for i in range(10)],
-        source="random",
-        layout="arrays",
-        fingerprint="random",
-    )
-
 
 CFG = build(
     "fast",
@@ -46,7 +30,7 @@ class Interrupted(Exception):
 
 
 def test_an_interrupted_model_resumes_from_its_last_epoch(tmp_path, monkeypatch):
-    arrays = stand_in()
+    arrays = stand_in_arrays()
     reference = run_cifar(CFG, "cpu", tmp_path / "whole", arrays=arrays)
 
     draw = train_module.draw_epoch
