@@ -22,6 +22,9 @@ from multiview.sweep.spec import Unit
 from multiview.sweep.store import DONE, FAILED, RUNNING, SweepStore
 from multiview.tidy import cell
 
+WHERE = ("host", "pid", "device", "backend", "slurm_job")
+"""What ``unit.json`` says of where an attempt ran."""
+
 
 class UnitFailed(RuntimeError):
     """A unit's code raised; the message carries the unit, its error and its traceback."""
@@ -72,6 +75,11 @@ def run_unit(
         if not taken:
             return Outcome(unit.key, "busy")
         if store.is_done(unit.key):
+            info = store.info(unit.key)
+            if info.get("state") != DONE:  # an attempt stopped between its results and its record
+                where = {k: v for k, v in info.items() if k in ("started", *WHERE)}
+                store.write_info(unit, DONE, finished=time.time(), **where)
+                store.log_event("done", unit.key, recorded_later=True)
             return Outcome(unit.key, "cached")
         previous_threads = torch.get_num_threads()
         torch.set_num_threads(threads if threads > 0 else cpu_count())

@@ -265,7 +265,8 @@ def _classify(store: SweepStore, s: Submitted, report: SweepReport, log_lines: i
     key = s.unit.key
     outcome = _result(s.job, key)
     if store.is_done(key):
-        if outcome is not None and getattr(outcome, "state", "") == "cached":
+        ran_here = store.info(key).get("slurm_job") == s.job_id  # an attempt of this task computed it
+        if outcome is not None and getattr(outcome, "state", "") == "cached" and not ran_here:
             report.skipped_done.append(key)
         else:
             report.computed.append(key)

@@ -148,3 +148,21 @@ def test_sweep_folder_resumes_and_dry_run_lists_states(tmp_path):
     assert json.loads((out / "plan.json").read_text())["swept_keys"] == ["data.mu"]
     assert run_cli("sweep", out, "--quiet").exit_code == 0  # the sweep folder stands for its spec
     assert all(SweepStore(out).is_done(k) for k in SweepStore(out).keys())
+
+
+def test_a_unit_whose_attempt_stopped_after_its_results_is_recorded_done(tmp_path):
+    from multiview.sweep.plan import plan
+    from multiview.sweep.runner import run_unit
+    from multiview.sweep.spec import load_spec
+
+    out = tmp_path / "sweep"
+    spec = load_spec(write_spec(tmp_path / "one.toml", out, '"data.mu" = [0.1]'))
+    store = SweepStore(out)
+    (unit,) = plan(spec, store).run
+    assert run_unit(out, unit, "cpu", 1).state == "done"
+    # as if the task were requeued between writing results.json and recording the unit as done
+    store.write_info(unit, "running", slurm_job="7_0", host="node1")
+    assert run_unit(out, unit, "cpu", 1).state == "cached"
+    info = store.info(unit.key)
+    assert (info["state"], info["slurm_job"], info["host"]) == ("done", "7_0", "node1")
+    assert [e.get("recorded_later") for e in store.events() if e["event"] == "done"] == [None, True]

@@ -6,6 +6,7 @@ Each test has its own sweep folder, hence its own submitit folder.
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 import threading
@@ -15,6 +16,7 @@ from pathlib import Path
 import pytest
 from sweep_helpers import flat, run_cli, spec_text, write_spec
 
+from multiview import stages
 from multiview.sweep import slurm
 from multiview.sweep.collect import METRICS, build_table
 from multiview.sweep.plan import plan
@@ -116,38 +118,36 @@ def test_cli_reports_a_failed_unit_and_its_log(tmp_path):
     assert "failed" in result.output and "DataError" in result.output and "_log.err" in flat(result.output)
 
 
-# Six stages of about ten seconds each on one thread: longer than the one-minute limit, so the unit
-# is interrupted at least once and finishes in a later attempt.
+# Nine stages of three to seven seconds each on one thread, about 45 s in all: longer than the
+# first window a one-minute limit leaves, so the unit is interrupted at least once, and each stage
+# shorter than any window, so every attempt finishes some.
 LONG_SET = """
 [sweep.set]
 "data.n_test" = 500
-"train.max_steps" = 12000
+"train.max_steps" = 6000
 "train.loss_threshold" = 0.0
-"protocol.kd_steps" = 8000
+"protocol.kd_steps" = 4000
+"protocol.baseline_steps" = 2500
 """
-LONG_STAGES = '["single", "ensemble", "training_average", "kd", "kd_onehot", "self_kd"]'
+LONG_STAGES = json.dumps(stages.names(stages.SYNTHETIC))
 # A one-minute limit, warned 20 s before it: SLURM's timer has a resolution of about 30 s, so the
 # warning comes 10 to 40 s into each attempt.
-REQUEUED = "cpus_per_task = 1\nmem_gb = 1\ntime_min = 1\nsignal_delay_s = 20\nmax_requeues = 6\nthreads = 1"
+REQUEUED = "cpus_per_task = 1\nmem_gb = 1\ntime_min = 1\nsignal_delay_s = 20\nmax_requeues = 8\nthreads = 1"
 COMPARE = Path(__file__).resolve().parents[2] / "scripts" / "compare_results.py"
 
 
-def _hurry_requeued(job_id: str, stop: threading.Event, settle_s: float = 10.0) -> None:
+def _output(*cmd: str) -> str:
+    return subprocess.run(cmd, capture_output=True, text=True, check=False).stdout.strip()
+
+
+def _hurry_requeued(job_id: str, stop: threading.Event) -> None:
     """SLURM holds a requeued job for about two minutes before it may start again (its begin time);
-    once the interrupted attempt has had ``settle_s`` seconds to end (its step gets KillWait, 7 s
-    here, to finish), move that begin time to now so the test does not wait for it."""
-    held_since = None
+    once the interrupted attempt has left the node, move that begin time to now so the test does
+    not wait for it."""
     while not stop.wait(0.5):
-        reason = subprocess.run(
-            ["squeue", "-h", "-j", job_id, "-o", "%r"], capture_output=True, text=True, check=False
-        ).stdout.strip()
-        if reason != "BeginTime":
-            held_since = None
-        elif held_since is None:
-            held_since = time.monotonic()
-        elif time.monotonic() - held_since > settle_s:
+        held = _output("squeue", "-h", "-j", job_id, "-o", "%r") == "BeginTime"
+        if held and set(_output("sinfo", "-h", "-N", "-o", "%T").split()) == {"idle"}:
             subprocess.run(["scontrol", "update", f"JobId={job_id}", "StartTime=now"], check=False)
-            held_since = None
 
 
 @pytest.mark.timeout(420)
