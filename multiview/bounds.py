@@ -1,11 +1,14 @@
 """The theorem checks: every claim of the paper held against what a run measured (spec §5, §7).
 
-Each check returns an entry with ``name``, ``claim`` (text), ``measured`` (test error or the
+Each check returns an entry with ``name``, ``theorem`` (what it tests: ``Thm 1`` … ``Thm 4``,
+``mechanism``, ``Thm 3 control``, ``baseline``; :data:`THEOREMS`), ``claim`` (text), ``stage``
+(the stage whose models it measures, where there is one), ``measured`` (test error or the
 measured fraction), ``measured_over_mu``, ``bound`` (the numbers it is held to), ``ci95``
 (``binomial``: a 95 % Wilson interval over test examples; ``seeds``: the Student-t interval
 mean ± t_{0.975, S−1}·sd/√S over the models, where there are several; both from
-:mod:`multiview.stats`) and ``passed`` (``None`` when
-the claim cannot be judged, with the reason in ``note``). Errors are over the whole test
+:mod:`multiview.stats`) and ``passed`` (``None`` when the claim cannot be judged, with the reason
+in ``note``). :func:`explained_in` names the page of the documentation that explains a failure at
+the simulated sizes. Errors are over the whole test
 distribution and are estimated by stratification, err = (1 − μ)·err_m + μ·err_s, with μ the
 configured single-view probability and err_m, err_s the error rates on the multi-view and
 single-view test examples: the same quantity as the raw test error (also reported, as ``raw``),
@@ -252,8 +255,10 @@ def check(results: dict[str, Any], cfg: SimConfig) -> list[dict[str, Any]]:
             )
         )
     for entry in out:
-        key = _METHOD_OF.get(entry["name"])
+        entry["theorem"] = theorem_of(entry["name"])
+        key = stage_of(entry["name"])
         if key in raw:
+            entry["stage"] = key
             entry["raw"] = raw[key]
     return out
 
@@ -265,6 +270,60 @@ _METHOD_OF = {
     "kd_gain_from_dark_knowledge": "kd_onehot",
 }
 """The stage whose raw test error a check also reports."""
+
+THEOREMS = {
+    "single_model": "Thm 1",
+    "one_view_per_class": "mechanism",
+    "lottery_at_init": "mechanism",
+    "errors_explained": "mechanism",
+    "ensemble": "Thm 2",
+    "training_average_no_gain": "mechanism",
+    "knowledge_distillation": "Thm 3",
+    "kd_gain_from_dark_knowledge": "Thm 3 control",
+    "self_distillation": "Thm 4",
+    "ensemble_of_kd": "Thm 3",
+}
+"""What each check tests: a theorem's bound (Thm 1–4), the multi-view mechanism behind them
+(which views a model learns, and that training the average does not gain), the control of
+Theorem 3 (KD from a one-hot teacher: no dark knowledge), or a fixed-feature ``baseline``."""
+
+EXPLAINED_IN = {
+    "single_model": "docs/regime.md: the band is narrow at this size",
+    "one_view_per_class": "docs/regime.md: the regime that shows it",
+    "lottery_at_init": "docs/regime.md: the regime that shows it",
+    "errors_explained": "docs/regime.md: the regime that shows it",
+    "training_average_no_gain": "docs/regime.md: the average gains too",
+    "knowledge_distillation": "docs/kd.md: why KD falls short here",
+    "kd_gain_from_dark_knowledge": "docs/kd.md: the one-hot control",
+    "self_distillation": "docs/kd.md: why self-KD falls short here",
+    "ensemble_of_kd": "docs/kd.md: why KD falls short here",
+    "random_features": "docs/baselines.md: the random-feature baseline",
+    "ntk": "docs/baselines.md: the NTK baseline",
+}
+"""Where the documentation explains a failure of a check at the simulated sizes (by check name, or
+a baseline family's name)."""
+
+
+def theorem_of(name: str) -> str:
+    """The theorem (or ``mechanism``, ``baseline``) a check tests, by its name."""
+    return THEOREMS.get(name, "baseline" if _family(name) else "")
+
+
+def stage_of(name: str) -> str | None:
+    """The stage whose models a check measures (None for mechanism fractions and baselines)."""
+    return _METHOD_OF.get(name)
+
+
+def explained_in(name: str) -> str | None:
+    """The page (and section) of the documentation that explains a failure of check ``name``."""
+    return EXPLAINED_IN.get(name) or EXPLAINED_IN.get(_family(name) or "")
+
+
+def _family(name: str) -> str | None:
+    for family in stages.names(stages.SYNTHETIC, stages.BASELINE):
+        if name.startswith(f"{family}_"):
+            return family
+    return None
 
 
 def _fraction_entry(name: str, claim: str, value: float, at_least: float) -> dict[str, Any]:

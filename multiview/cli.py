@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
@@ -10,7 +11,17 @@ import typer
 from multiview import stages
 from multiview.config import SimConfig, get_preset, preset_help
 from multiview.settings import ConfigError, parse_sets
-from multiview.terminal import LOG_DIR_HELP, device_option, make_console, tracker_option
+from multiview.terminal import (
+    LOG_DIR_HELP,
+    DeviceOpt,
+    ThreadsOpt,
+    check_out_folder,
+    device_option,
+    fail,
+    make_console,
+    run_command,
+    tracker_option,
+)
 
 app = typer.Typer(
     help=(
@@ -24,6 +35,29 @@ app = typer.Typer(
 console = make_console()
 
 
+def _version(value: bool) -> None:
+    if value:
+        from importlib.metadata import version
+
+        typer.echo(f"multiview {version('multiview')}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main_options(
+    version: Annotated[
+        bool,
+        typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit."),
+    ] = False,
+) -> None:
+    pass
+
+
+class DType(StrEnum):
+    float32 = "float32"
+    float64 = "float64"
+
+
 def build_config(
     preset: str | None,
     config_file: Path | None,
@@ -32,7 +66,8 @@ def build_config(
     dtype: str | None = None,
     only: str | None = None,
 ) -> SimConfig:
-    """Preset, then config file, then ``--set`` and the dedicated flags, validated at the end."""
+    """Preset, then config file, then ``--set`` and the dedicated flags, validated at the end; a
+    bad value is refused (:func:`~multiview.terminal.fail`) with the key named."""
     try:
         cfg = get_preset(preset or "default")
         if config_file is not None:
@@ -46,7 +81,7 @@ def build_config(
             overrides["protocol.stages"] = only
         return cfg.with_overrides(overrides)
     except ConfigError as exc:
-        raise typer.BadParameter(str(exc)) from None
+        fail(str(exc))
 
 
 PresetOpt = Annotated[
@@ -54,13 +89,17 @@ PresetOpt = Annotated[
     typer.Option(
         "--preset",
         "-p",
-        help="Start from a named preset (see [bold]multiview presets[/bold]). Default: default.",
+        help="Start from a named preset (see [bold]multiview presets[/bold]).",
+        show_default="default",
     ),
 ]
 ConfigOpt = Annotated[
     Path | None,
     typer.Option(
-        "--config", "-c", help="A TOML file of settings ([data], [model], [train], [probes], [protocol])."
+        "--config",
+        "-c",
+        help="A TOML file of settings (\\[data], \\[model], \\[train], \\[probes], \\[protocol]; "
+        "[bold]multiview config[/bold] prints one), applied on top of the preset.",
     ),
 ]
 SetOpt = Annotated[
@@ -73,58 +112,92 @@ SetOpt = Annotated[
 
 @app.command()
 def simulate(
+    ctx: typer.Context,
     preset: PresetOpt = None,
     config_file: ConfigOpt = None,
     sets: SetOpt = None,
     seeds: Annotated[
-        int | None, typer.Option("--seeds", "-S", help="Number of seeds S trained in one batch.")
+        int | None,
+        typer.Option(
+            "--seeds", "-S", help="Number of seeds S trained in one batch.", show_default="the preset's"
+        ),
     ] = None,
-    device: Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N.")] = "auto",
-    dtype: Annotated[str | None, typer.Option(help="float32 or float64.")] = None,
+    device: DeviceOpt = "auto",
+    dtype: Annotated[
+        DType | None, typer.Option(help="Floating-point type of training.", show_default="the preset's")
+    ] = None,
+    threads: ThreadsOpt = 0,
     out: Annotated[
-        Path | None, typer.Option("--out", "-o", help="Output folder (default: runs/<config hash>).")
+        Path | None,
+        typer.Option("--out", "-o", help="Output folder.", show_default="runs/<config hash>"),
     ] = None,
     only: Annotated[
         str | None,
         typer.Option(
             help="Comma-separated stages to run (their prerequisites are added): "
-            + ",".join(stages.names(stages.SYNTHETIC))
+            + ", ".join(stages.names(stages.SYNTHETIC))
+            + ".",
+            show_default="all",
         ),
     ] = None,
-    resume: Annotated[bool, typer.Option(help="Reuse finished stages saved in --out.")] = False,
+    resume: Annotated[
+        bool, typer.Option(help="Reuse the finished stages saved in --out (an interrupted run goes on).")
+    ] = False,
+    overwrite: Annotated[
+        bool,
+        typer.Option(
+            help="Replace a run of another config in --out (refused otherwise); with --resume its "
+            "stages whose settings did not change are still reused."
+        ),
+    ] = False,
     quiet: Annotated[bool, typer.Option(help="No progress display.")] = False,
     log_dir: Annotated[Path | None, typer.Option("--log-dir", help=LOG_DIR_HELP)] = None,
 ) -> None:
     """Run the paper's protocol on one configuration and print the verdict.
 
     Trains S single models (seeds batched in one tensor), then, by default, their ensemble,
-    training the average, knowledge distillation, self-distillation, the ensemble of KD students
-    and the random-feature / NTK baselines; prints tables and the theorem checks; writes
-    results.json, tidy.csv / tidy.parquet (one row per model × method × stratum) and config.toml
-    to the output folder.
+    training the average, knowledge distillation (from the ensemble, and from a one-hot teacher
+    as the control), self-distillation, the ensemble of KD students and the random-feature / NTK
+    baselines; prints tables and the theorem checks; writes results.json, tidy.csv / tidy.parquet
+    (one row per model × method × stratum) and config.toml to the output folder, results.json and
+    the tidy table again after every stage.
 
     Examples:
 
       multiview simulate --preset smoke
 
       multiview simulate --set data.mu=0.2 --set model.q=3 --seeds 20 --only single,ensemble
+
+      multiview simulate --out runs/a --resume     (after Ctrl-C: finish the run)
     """
-    from multiview.progress import reporting
+    cfg = build_config(preset, config_file, sets, seeds, dtype.value if dtype else None, only)
+    out_dir = out or Path("runs") / cfg.config_hash()
+    check_out_folder(out_dir, cfg, overwrite)
+    tracker = tracker_option(log_dir)
+    from multiview.threads import use_threads
+
+    n_threads = use_threads(threads)
+    dev = device_option(device)
     from multiview.protocol import run_protocol
     from multiview.report import print_report
 
-    cfg = build_config(preset, config_file, sets, seeds, dtype, only)
-    dev = device_option(device)
-    tracker = tracker_option(log_dir)
-    out_dir = out or Path("runs") / cfg.config_hash()
     console.print(
         f"[bold]multiview simulate[/bold]  preset={preset or 'default'}  seeds={cfg.n_seeds}  "
-        f"device={dev}  dtype={cfg.train.dtype}  out={out_dir}"
+        f"device={dev}  dtype={cfg.train.dtype}  threads={n_threads}  out={out_dir}",
+        soft_wrap=True,
     )
-    with reporting(console, quiet, tracker) as reporter:
-        results = run_protocol(cfg, dev, out_dir, resume=resume, reporter=reporter)
+    results = run_command(
+        ctx,
+        out_dir,
+        console,
+        quiet,
+        lambda reporter: run_protocol(cfg, dev, out_dir, resume=resume, reporter=reporter),
+        "fewer seeds (--seeds), a smaller test set (data.n_test) or a smaller train.memory_budget_mb; "
+        "finished stages are kept (--resume)",
+        tracker,
+    )
     print_report(results, console)
-    console.print(f"results: {out_dir / 'results.json'}")
+    console.print(f"results: {out_dir / 'results.json'}", soft_wrap=True)
 
 
 @app.command("report")
@@ -133,19 +206,30 @@ def show_report(
     markdown: Annotated[bool, typer.Option(help="Print a markdown summary instead of the tables.")] = False,
 ) -> None:
     """Print the tables and theorem checks of a finished (or partial) run again."""
-    from multiview.files import read_json
-    from multiview.report import markdown_summary, print_report
+    from multiview.files import FileFormatError, read_results
 
-    path = run / "results.json" if run.is_dir() else run
-    if not path.exists():
-        raise typer.BadParameter(
-            f"{path} does not exist: expected a run folder written by multiview simulate"
+    try:
+        results = read_results(run)
+    except FileFormatError as exc:
+        fail(str(exc))
+    try:
+        if results.get("mode") == "cifar":
+            from multiview.cifar.report import print_report as print_cifar_report
+
+            print_cifar_report(results, console)
+        elif markdown:
+            from multiview.report import markdown_summary
+
+            typer.echo(markdown_summary(results, str(run)))
+        else:
+            from multiview.report import print_report
+
+            print_report(results, console, run)
+    except (KeyError, TypeError, ValueError, IndexError, AttributeError, ZeroDivisionError) as exc:
+        fail(
+            f"{run} is not a results.json this version of multiview can read "
+            f"({type(exc).__name__}: {exc}); was it edited, or written by another program?"
         )
-    results = read_json(path)
-    if markdown:
-        typer.echo(markdown_summary(results, str(run)))
-    else:
-        print_report(results, console)
 
 
 @app.command("presets")
@@ -167,7 +251,8 @@ def show_config(
     config_file: ConfigOpt = None,
     sets: SetOpt = None,
 ) -> None:
-    """Print the resolved configuration as TOML (a starting point for --config files)."""
+    """Print the resolved configuration as TOML (a starting point for --config files): every key
+    [bold]--set[/bold] accepts, with its value."""
     cfg = build_config(preset, config_file, sets)
     typer.echo(cfg.to_toml())
 

@@ -343,6 +343,6 @@ def preset_help() -> dict[str, str]:
 
 def get_preset(name: str) -> SimConfig:
     """A validated config: the defaults with the preset's overrides applied."""
-    if name not in PRESETS:
+    if not isinstance(name, str) or name not in PRESETS:
         raise ConfigError(f"unknown preset {name!r}; choose one of {', '.join(PRESETS)}")
     return SimConfig.from_dict(PRESETS[name].overrides)

@@ -31,12 +31,12 @@ from typing import Any, ClassVar, TypeVar
 import torch
 
 from multiview import stages
-from multiview.files import atomic_write_bytes, atomic_write_text, write_json
+from multiview.files import RESULTS_SCHEMA, atomic_write_bytes, atomic_write_text, write_json
 from multiview.progress import Reporter
 from multiview.settings import Settings
 from multiview.tidy import tidy_frame, write_tidy
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = RESULTS_SCHEMA
 
 
 # --------------------------------------------------------------------------------------------

@@ -60,7 +60,10 @@ def fixed_feature_comparison(run: Run, name: str, make: MakeLearners) -> Part:
     res = fit(run, f"{name}:single", learner, Xtr, LabelObjective(y), S, steps, tcfg=tcfg)
     test_single = logits_on(learner, Xte, cfg.train)
     train_single = logits_on(learner, Xtr, cfg.train)
-    out["single"] = {"test_error": errors_json(error_rates(test_single, run.test)), **training_json(res)}
+    out["single"] = {
+        "test_error": errors_json(error_rates(test_single, run.test)),
+        **training_json(res, steps, tcfg.loss_threshold),
+    }
 
     G = ensemble.combine(test_single, p.ensemble_combine)[None]
     out["ensemble"] = {"test_error": errors_json(error_rates(G, run.test)), "K": S}
@@ -74,17 +77,19 @@ def fixed_feature_comparison(run: Run, name: str, make: MakeLearners) -> Part:
     out["training_average"] = {
         "test_error": errors_json(error_rates(avg, run.test)),
         "K": K,
-        **training_json(res),
+        **training_json(res, steps, tcfg.loss_threshold),
     }
 
     teacher = ensemble.combine(train_single, p.ensemble_combine)[None] * p.kd_teacher_scale
     learner, Xtr_s, Xte_s = make(f"{name}_student", S)
     objective = kd_objective(p, cfg.data.k, y, teacher)
-    res = fit(
-        run, f"{name}:kd", learner, Xtr_s, objective, S, p.kd_steps or steps, kd_threshold(cfg), tcfg=tcfg
-    )
+    kd_steps = p.kd_steps or steps
+    res = fit(run, f"{name}:kd", learner, Xtr_s, objective, S, kd_steps, kd_threshold(cfg), tcfg=tcfg)
     kd = logits_on(learner, Xte_s, cfg.train)
-    out["kd"] = {"test_error": errors_json(error_rates(kd, run.test)), **training_json(res)}
+    out["kd"] = {
+        "test_error": errors_json(error_rates(kd, run.test)),
+        **training_json(res, kd_steps, kd_threshold(cfg)),
+    }
     return out, {"single_test_logits": test_single, "kd_test_logits": kd}
 
 

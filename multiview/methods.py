@@ -102,7 +102,7 @@ def stage_single(run: Run) -> Part:
     }
     part = {
         "test_error": errors_json(errs),
-        **training_json(res),
+        **training_json(res, cfg.train.max_steps, cfg.train.loss_threshold),
         "explanation": explain_single_view(errs["correct"], views_learned, run.test),
         "memorization": mem,
         "views": views,
@@ -191,7 +191,7 @@ def stage_training_average(run: Run) -> Part:
     union = sub.view(G, K, *sub.shape[1:]).any(1)
     part = {
         "test_error": errors_json(errs),
-        **training_json(res),
+        **training_json(res, cfg.train.max_steps, cfg.train.loss_threshold),
         "K": K,
         "models": G,
         "views": {
@@ -302,7 +302,7 @@ def distil(
     threshold = cfg.probes.learned_threshold * cfg.model.varrho
     part = {
         "test_error": errors_json(errs),
-        **training_json(res),
+        **training_json(res, steps, kd_threshold(cfg)),
         "objective": p.kd_objective,
         "teacher_scale": p.kd_teacher_scale,
         **extra,

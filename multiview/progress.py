@@ -10,8 +10,6 @@ imported on use.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -155,14 +153,3 @@ class RichReporter(Reporter):
             )
         elif stage not in self.tasks:
             self.progress.console.print(f"[dim]{stage}: {seconds:.1f} s[/dim]")
-
-
-@contextmanager
-def reporting(console: Console, quiet: bool, *others: Reporter | None) -> Iterator[Reporter]:
-    """For a run inside the block: progress bars on ``console`` (none when ``quiet``) and
-    ``others`` (a tracker; None entries are left out) as one reporter."""
-    if quiet:
-        yield Reporters(*others)
-        return
-    with RichReporter(console) as bars:
-        yield Reporters(bars, *others)

@@ -107,7 +107,28 @@ class SimulationDriver(Driver):
         if "single" in self.results:
             out["views"] = self.results["single"]["views"]
         out["bounds"] = bounds.check(self.results, self.cfg)
+        out["unconverged"] = unconverged(self.results)
         return out
+
+
+def unconverged(results: dict[str, Any]) -> dict[str, int]:
+    """Stages whose models used their whole step budget with the loss still above its threshold:
+    stage (``random_features.kd`` for a baseline's method) → how many models (``not_converged``)."""
+    out: dict[str, int] = {}
+    for stage in stages.of(stages.SYNTHETIC):
+        part = results.get(stage.name)
+        if not isinstance(part, dict):
+            continue
+        parts = (
+            {stage.name: part}
+            if stage.kind == stages.METHOD
+            else {f"{stage.name}.{key}": value for key, value in part.items()}
+        )
+        for key, value in parts.items():
+            n = value.get("not_converged", 0) if isinstance(value, dict) else 0
+            if n:
+                out[key] = n
+    return out
 
 
 def environment(device: torch.device, dtype: torch.dtype) -> dict[str, Any]:

@@ -195,8 +195,16 @@ def errors_json(errs: dict[str, Tensor]) -> dict[str, list[float]]:
     return {k: [float(v) for v in errs[k]] for k in ("all", "multi_view", "single_view")}
 
 
-def training_json(res: TrainResult) -> dict[str, Any]:
-    """Per-run training outcome: accuracy, loss, steps, convergence, gradient-flow time."""
+def training_json(res: TrainResult, max_steps: int, loss_threshold: float) -> dict[str, Any]:
+    """Per-run training outcome: accuracy, loss, steps, convergence, gradient-flow time, why each
+    run stopped (``stopped_by``: ``loss_threshold``, ``flow_time`` or ``max_steps``), the budget
+    and threshold it had, and ``not_converged``: how many runs used their whole step budget with
+    the loss still above a positive threshold (a run with threshold 0 trains for its budget by
+    design, and one stopped at its flow-time horizon stopped as planned)."""
+    stuck = [
+        by == "max_steps" and loss_threshold > 0 and not conv
+        for by, conv in zip(res.stopped_by, res.converged.tolist(), strict=True)
+    ]
     return {
         "train_accuracy": res.final_train_accuracy.tolist(),
         "final_loss": res.final_loss.tolist(),
@@ -204,6 +212,9 @@ def training_json(res: TrainResult) -> dict[str, Any]:
         "converged": res.converged.tolist(),
         "flow_time": res.flow_time.tolist(),
         "stopped_by": res.stopped_by,
+        "max_steps": max_steps,
+        "loss_threshold": loss_threshold,
+        "not_converged": sum(stuck),
         "train_seconds": res.seconds,
     }
 

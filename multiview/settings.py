@@ -58,9 +58,13 @@ class Constraint:
         raise NotImplementedError
 
 
+INT64_MAX = 2**63 - 1
+"""The largest integer a setting may hold (what a 64-bit tensor index or seed can take)."""
+
+
 @dataclass(frozen=True)
 class Integer(Constraint):
-    """An integer (not a bool) ≥ ``low``; ``why`` explains the bound in the message."""
+    """An integer (not a bool) ≥ ``low`` and ≤ 2⁶³ − 1; ``why`` explains the bound in the message."""
 
     low: Bound = 0
     why: str = ""
@@ -68,6 +72,8 @@ class Integer(Constraint):
     def check(self, key: str, value: Any, owner: Any) -> None:
         if isinstance(value, bool) or not isinstance(value, int):
             raise ConfigError(f"{key} = {value!r}: must be an integer")
+        if value > INT64_MAX:
+            raise ConfigError(f"{key} = {value}: must be at most 2^63 − 1")
         low = _resolve(self.low, owner)
         if value < low:
             extra = f" ({self.why})" if self.why else ""
@@ -76,7 +82,7 @@ class Integer(Constraint):
 
 @dataclass(frozen=True)
 class Number(Constraint):
-    """A number (not a bool, not NaN) in [low, high], or (low, high] with ``open_low``."""
+    """A finite number (not a bool, not NaN) in [low, high], or (low, high] with ``open_low``."""
 
     low: Bound = 0.0
     high: Bound = math.inf
@@ -85,6 +91,8 @@ class Number(Constraint):
     def check(self, key: str, value: Any, owner: Any) -> None:
         if isinstance(value, bool) or not isinstance(value, (int, float)) or math.isnan(value):
             raise ConfigError(f"{key} = {value!r}: must be a number")
+        if math.isinf(value):
+            raise ConfigError(f"{key} = {value}: must be a finite number")
         low, high = _resolve(self.low, owner), _resolve(self.high, owner)
         if (value <= low if self.open_low else value < low) or value > high:
             lo = f"({low}" if self.open_low else f"[{low}"
@@ -172,7 +180,7 @@ def coerce(key: str, value: Any, hint: Any) -> Any:
     string (brackets allowed) or one value; ``tuple[float, float]`` takes exactly two numbers."""
     try:
         return _convert(value, hint)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         raise ConfigError(f"{key} = {value!r}: expected {describe(hint)}") from None
 
 
@@ -414,6 +422,25 @@ def drop_none(obj: Any) -> Any:
     return obj
 
 
+def flatten(tree: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    """Nested dicts as one dict of dotted keys: ``{"data": {"mu": 0.1}}`` → ``{"data.mu": 0.1}``."""
+    flat: dict[str, Any] = {}
+    for key, value in tree.items():
+        if isinstance(value, Mapping) and value:
+            flat.update(flatten(value, f"{prefix}{key}."))
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat
+
+
+def differences(old: Mapping[str, Any], new: Mapping[str, Any]) -> list[tuple[str, Any, Any]]:
+    """(dotted key, old value, new value) of every key whose value differs between two nested
+    dicts (a key one of them lacks counts, with the missing side None), in ``new``'s order."""
+    a, b = flatten(old), flatten(new)
+    keys = list(b) + [k for k in a if k not in b]
+    return [(k, a.get(k), b.get(k)) for k in keys if a.get(k) != b.get(k)]
+
+
 def flatten_sections(raw: Mapping[str, Any], sections: Sequence[str] | Mapping[str, Any]) -> dict[str, Any]:
     """``{"data": {"mu": 0.1}, "seed": 0}`` → ``{"data.mu": 0.1, "seed": 0}``; a section's value
     must be a table."""
@@ -432,9 +459,15 @@ def read_toml(path: str | Path) -> dict[str, Any]:
     """The tables of a TOML file; a missing or malformed file is a :class:`ConfigError`."""
     path = Path(path)
     try:
-        return tomllib.loads(path.read_text())
+        return tomllib.loads(path.read_bytes().decode("utf-8"))
     except FileNotFoundError:
         raise ConfigError(f"config file {path} does not exist") from None
+    except IsADirectoryError:
+        raise ConfigError(f"config file {path} is a folder: give a .toml file") from None
+    except OSError as exc:
+        raise ConfigError(f"config file {path} cannot be read ({exc.strerror})") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"config file {path} is not UTF-8 text, so not TOML") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"config file {path} is not valid TOML: {exc}") from None
 

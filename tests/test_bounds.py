@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -211,5 +212,21 @@ def test_intervals_over_test_examples_and_over_seeds():
 
 def test_only_the_stages_present_are_checked():
     assert bounds.check({}, cfg()) == []
-    names = [b["name"] for b in bounds.check({"kd": part(0.0)}, cfg())]
-    assert names == ["knowledge_distillation"]
+    (entry,) = bounds.check({"kd": part(0.0)}, cfg())
+    assert entry["name"] == "knowledge_distillation"
+    assert entry["theorem"] == "Thm 3" and entry["stage"] == "kd"
+
+
+def test_every_check_names_its_theorem_and_explained_failures_point_to_pages_that_exist():
+    root = Path(__file__).resolve().parents[1]
+    baselines = [f"{family}_{claim}" for family in ("random_features", "ntk")
+                 for claim in ("average_matches_ensemble", "kd_falls_short")]  # fmt: skip
+    for name in (*bounds.THEOREMS, *baselines):
+        assert bounds.theorem_of(name), name
+        page = bounds.explained_in(name)
+        assert page is None or (root / page.split(",")[0].split(":")[0]).exists(), name
+    assert bounds.explained_in("knowledge_distillation").startswith("docs/kd.md")
+    assert bounds.explained_in("ensemble") is None  # an ensemble that fails is no known limit
+    assert bounds.theorem_of("ntk_kd_falls_short") == "baseline"
+    assert bounds.theorem_of("kd_gain_from_dark_knowledge") == "Thm 3 control"
+    assert bounds.stage_of("self_distillation") == "self_kd" and bounds.stage_of("lottery_at_init") is None

@@ -7,6 +7,7 @@ import json
 import pytest
 from typer.testing import CliRunner
 
+from multiview import stages
 from multiview.cli import app
 
 runner = CliRunner()
@@ -107,3 +108,135 @@ def test_piped_output_gets_wide_tables(monkeypatch, capsys):
     assert make_console().width == PIPED_WIDTH  # pytest captures stdout: not a terminal
     monkeypatch.setenv("COLUMNS", "100")
     assert make_console().width == 100
+
+
+# --- refusals, resume, interrupts, help -------------------------------------------------------
+
+
+def test_resume_into_a_folder_of_another_config_is_refused_naming_the_keys(smoke_run):
+    out, _ = smoke_run
+    before = (out / "results.json").read_bytes()
+    for extra in (["--resume"], []):
+        result = runner.invoke(
+            app,
+            ["simulate", "--preset", "smoke", "--set", "data.mu=0.3", "--out", str(out), "--quiet", *extra],
+        )
+        assert result.exit_code == 2
+        assert "data.mu (0.2 there, 0.3 now)" in result.stderr and "--overwrite" in result.stderr
+    assert (out / "results.json").read_bytes() == before
+
+
+def test_overwrite_replaces_a_run_and_a_resume_may_add_stages(tmp_path):
+    out = str(tmp_path / "run")
+    args = ["simulate", "--preset", "smoke", "--only", "single", "--out", out, "--quiet"]
+    assert runner.invoke(app, args).exit_code == 0
+    more = runner.invoke(app, [*args[:4], "single,ensemble", *args[5:], "--resume"])  # other stages: allowed
+    assert more.exit_code == 0, more.output
+    assert "single: loaded from checkpoint" not in more.output  # --quiet: no progress lines
+    other = [*args, "--set", "seed=1"]
+    assert runner.invoke(app, other).exit_code == 2
+    replaced = runner.invoke(app, [*other, "--overwrite"])
+    assert replaced.exit_code == 0, replaced.output
+    assert json.loads((tmp_path / "run" / "results.json").read_text())["config"]["seed"] == 1
+
+
+def test_ctrl_c_exits_130_naming_the_command_that_resumes(tmp_path, monkeypatch):
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr("multiview.protocol.run_protocol", interrupted)
+    out = tmp_path / "run"
+    result = runner.invoke(
+        app, ["simulate", "--preset", "smoke", "--set", "data.mu=0.3", "--out", str(out), "--quiet"]
+    )
+    assert result.exit_code == 130
+    assert "Traceback" not in result.output
+    assert f"multiview simulate --preset smoke --set data.mu=0.3 --out {out} --resume --quiet" in " ".join(
+        result.stderr.split()
+    )
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (b'{"schema": 1, "config": {"da', "is not valid JSON"),
+        (b"\xff\xfe\x00", "is not UTF-8 text"),
+        (b'{"schema": 1}', "is not a results.json of multiview"),
+        (b"[1, 2, 3]", "holds a JSON list"),
+    ],
+)
+def test_report_refuses_a_damaged_or_foreign_results_json_by_name(tmp_path, content, message):
+    path = tmp_path / "results.json"
+    path.write_bytes(content)
+    result = runner.invoke(app, ["report", str(tmp_path)])
+    assert result.exit_code == 2 and message in result.stderr and str(path) in " ".join(result.stderr.split())
+
+
+def test_report_marks_a_partial_run(smoke_run, tmp_path):
+    out, _ = smoke_run
+    res = json.loads((out / "results.json").read_text())
+    for stage in ("kd", "kd_onehot", "self_kd", "ensemble_of_kd", "random_features", "ntk"):
+        del res[stage]
+    res["complete"] = False
+    (tmp_path / "results.json").write_text(json.dumps(res))
+    result = runner.invoke(app, ["report", str(tmp_path)])
+    text = " ".join(result.output.replace("│", " ").split())
+    assert result.exit_code == 0 and "PARTIAL RUN (complete: false)" in text
+    assert "not run yet: kd, kd_onehot, self_kd, ensemble_of_kd, random_features, ntk" in text
+    assert f"--out{tmp_path}--resume" in "".join(text.split())
+
+
+def test_version():
+    from importlib.metadata import version
+
+    result = runner.invoke(app, ["--version"])
+    assert result.exit_code == 0 and result.output.strip() == f"multiview {version('multiview')}"
+
+
+@pytest.mark.parametrize("width", [80, 120])
+def test_help_keeps_bracketed_words_and_lists_every_choice(width):
+    text = runner.invoke(app, ["simulate", "--help"], env={"COLUMNS": str(width)}).output
+    flat = "".join(text.replace("│", "").split())  # words broken over lines at narrow widths
+    for word in (
+        "[data]",
+        "[model]",
+        "[train]",
+        "[probes]",
+        "[protocol]",
+        "float32|float64",
+        "[auto|cpu|cuda[:N]]",
+    ):
+        assert word in flat, word
+    for stage in stages.names(stages.SYNTHETIC):
+        assert stage in flat, stage
+    assert "--threads" in text and "waitpolicyPASSIVE" in flat and "…" not in text and "(thepreset's)" in flat
+    sweep = runner.invoke(app, ["sweep", "--help"], env={"COLUMNS": str(width)}).output
+    sweep = "".join(sweep.replace("│", "").split())
+    assert sweep.count("[slurm]") == 3 and "multiview[slurm]" in sweep and "local|slurm" in sweep
+
+
+def test_a_refused_command_answers_before_torch_or_matplotlib_is_imported():
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\nfrom multiview.cli import app\ntry:\n    app(['simulate', '--set', 'data.mu=7'])\n"
+        "except SystemExit as exc:\n    print(exc.code, 'torch' in sys.modules, 'matplotlib' in sys.modules)"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert done.stdout.split() == ["2", "False", "False"], done.stderr
+    assert "data.mu = 7.0: must be in [0.0, 1.0]" in done.stderr
+
+
+COMMANDS = [
+    *([name] for name in ("simulate", "report", "config", "presets", "sweep", "collect", "cifar", "plot")),
+    *(["plot", name] for name in ("views", "dynamics", "phase", "theorems")),
+    [],
+]
+
+
+@pytest.mark.parametrize("command", COMMANDS, ids=lambda c: " ".join(c) or "multiview")
+def test_no_help_text_is_cut_at_80_or_120_columns(command):
+    for width in ("80", "120"):
+        result = runner.invoke(app, [*command, "--help"], env={"COLUMNS": width})
+        assert result.exit_code == 0 and "…" not in result.output, (width, result.output)

@@ -4,12 +4,24 @@ from __future__ import annotations
 
 import json
 import math
+import os
+import stat
 
 import numpy as np
 import pytest
 import torch
 
-from multiview.files import atomic_write, atomic_write_text, digest, read_json, to_jsonable, write_json
+from multiview.files import (
+    FileFormatError,
+    atomic_write,
+    atomic_write_text,
+    digest,
+    read_json,
+    read_results,
+    to_jsonable,
+    umask,
+    write_json,
+)
 
 
 def test_atomic_write_creates_folders_and_replaces(tmp_path):
@@ -65,3 +77,55 @@ def test_digest_is_stable_and_ignores_key_order():
 
     assert digest({"a": 1}, compact=False) == hashlib.sha256(text.encode()).hexdigest()[:16]
     assert digest({"a": 1}) != digest({"a": 1}, compact=False)
+
+
+@pytest.mark.parametrize("mask", [0o022, 0o077, 0o002])
+def test_written_files_get_the_ordinary_mode_of_new_files(tmp_path, mask):
+    old = os.umask(mask)
+    try:
+        assert umask() == mask
+        atomic_write_text(tmp_path / "f.txt", "x")
+        (tmp_path / "plain.txt").write_text("x")  # what open() gives a new file
+    finally:
+        os.umask(old)
+    mode = stat.S_IMODE((tmp_path / "f.txt").stat().st_mode)
+    assert mode == 0o666 & ~mask == stat.S_IMODE((tmp_path / "plain.txt").stat().st_mode)
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (b"", "is empty"),
+        (b'{"a": ', "is not valid JSON"),
+        (b"\xff\xfe{}", "is not UTF-8 text"),
+    ],
+)
+def test_read_json_names_the_file_it_cannot_read(tmp_path, content, message):
+    path = tmp_path / "x.json"
+    path.write_bytes(content)
+    with pytest.raises(FileFormatError, match=message) as info:
+        read_json(path)
+    assert str(path) in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        ('{"schema": 1}', "not a results.json of multiview \\(no 'config' table\\)"),
+        ("[1, 2]", "holds a JSON list"),
+        ('{"schema": 9, "config": {}}', "schema 9, newer than this version"),
+        ('{"schema": "one", "config": {}}', "schema 'one'"),
+        ("{", "is not valid JSON"),
+    ],
+)
+def test_read_results_refuses_what_is_not_a_run(tmp_path, content, message):
+    (tmp_path / "results.json").write_text(content)
+    with pytest.raises(FileFormatError, match=message):
+        read_results(tmp_path)
+
+
+def test_read_results_of_a_folder_without_one_says_what_was_expected(tmp_path):
+    with pytest.raises(FileFormatError, match="does not exist: expected a run folder"):
+        read_results(tmp_path)
+    (tmp_path / "results.json").write_text('{"schema": 1, "config": {"data": {}}}')
+    assert read_results(tmp_path / "results.json")["config"] == {"data": {}}

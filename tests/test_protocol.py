@@ -132,3 +132,19 @@ def test_stage_hashes_follow_the_registry_keys():
     assert stage_hash(kd, "single") == stage_hash(cfg, "single")
     assert stage_hash(kd, "kd") != stage_hash(cfg, "kd")
     assert stage_hash(cfg.with_overrides({"data.mu": 0.3}), "single") != stage_hash(cfg, "single")
+
+
+def test_every_training_records_how_it_stopped_and_the_run_lists_what_did_not_converge():
+    res = run_protocol(_cfg().with_overrides({"protocol.stages": "single,kd"}))
+    p = res["config"]["protocol"]
+    for stage, budget in (("single", res["config"]["train"]["max_steps"]), ("kd", p["kd_steps"])):
+        part = res[stage]
+        assert set(part["stopped_by"]) <= {"loss_threshold", "flow_time", "max_steps"}
+        assert part["max_steps"] == budget and part["loss_threshold"] > 0  # the theory objective stops
+        out_of_steps = [
+            s for s, by in zip(part["steps"], part["stopped_by"], strict=True) if by == "max_steps"
+        ]
+        assert part["not_converged"] == len(out_of_steps) and all(s == budget for s in out_of_steps)
+        assert part["converged"] == [by == "loss_threshold" for by in part["stopped_by"]]
+    expected = {s: res[s]["not_converged"] for s in ("single", "kd") if res[s]["not_converged"]}
+    assert res["unconverged"] == expected

@@ -22,6 +22,8 @@ from multiview.settings import (
     Settings,
     SomeOf,
     coerce,
+    differences,
+    flatten,
     flatten_sections,
     parse_assignment,
     parse_sets,
@@ -102,6 +104,8 @@ def test_values_convert_by_their_annotation(value, hint, expected):
         ([1.0], tuple[float, float], "expected an interval [low, high] of two numbers"),
         ("a,b", tuple[int, ...], "expected a list of integers"),
         (3, dict[str, Any], "expected a table"),
+        (10**400, float, "expected a number"),  # beyond float range
+        ([1, 10**400], tuple[float, float], "expected an interval"),
     ],
 )
 def test_bad_values_name_the_key_and_the_type(value, hint, message):
@@ -146,9 +150,11 @@ def test_none_skips_the_constraints_and_rules_run_after_them():
     assert Shop().with_overrides({"label": None}).box.label is None
     with pytest.raises(ConfigError, match="a blue box is at most 3 wide"):
         Shop().with_overrides({"color": "blue", "width": 4})
-    assert Number().check("x", math.inf, None) is None
+    assert Number().check("x", 1e300, None) is None
     with pytest.raises(ConfigError, match="must be a number"):
         Number().check("x", math.nan, None)
+    with pytest.raises(ConfigError, match="must be a finite number"):
+        Number().check("x", math.inf, None)
 
 
 def test_a_section_validates_alone_under_its_own_name():
@@ -224,6 +230,25 @@ def test_a_section_must_be_a_table_and_files_must_exist(tmp_path):
     (tmp_path / "bad.toml").write_text("[box\n")
     with pytest.raises(ConfigError, match="not valid TOML"):
         Shop.load_toml(tmp_path / "bad.toml")
+    (tmp_path / "latin1.toml").write_bytes(b"[box]\ncolor = '\xe9'\n")
+    with pytest.raises(ConfigError, match="is not UTF-8 text"):
+        Shop.load_toml(tmp_path / "latin1.toml")
+    with pytest.raises(ConfigError, match="is a folder"):
+        Shop.load_toml(tmp_path)
+
+
+def test_integers_stop_at_int64():
+    assert Integer().check("n", 2**63 - 1, None) is None
+    with pytest.raises(ConfigError, match=r"n = 9223372036854775808: must be at most 2\^63"):
+        Integer().check("n", 2**63, None)
+
+
+def test_differences_name_dotted_keys_in_order():
+    old = {"data": {"mu": 0.1, "k": 6}, "seed": 0, "protocol": {"stages": ["single"]}}
+    new = {"data": {"mu": 0.2, "k": 6}, "seed": 1, "protocol": {"stages": ["single"]}, "extra": 3}
+    assert flatten(new) == {"data.mu": 0.2, "data.k": 6, "seed": 1, "protocol.stages": ["single"], "extra": 3}
+    assert differences(old, new) == [("data.mu", 0.1, 0.2), ("seed", 0, 1), ("extra", None, 3)]
+    assert differences(new, new) == []
 
 
 def test_flatten_sections():

@@ -6,16 +6,29 @@ training are imported when the command runs.
 
 from __future__ import annotations
 
+from enum import Enum
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
 from multiview import stages
-from multiview.cifar.config import ARCH_HELP, CifarConfig, build
-from multiview.cifar.recipes import recipe_named
+from multiview.cifar.config import ARCH_HELP, DATASETS, LAYOUT_HELP, CifarConfig, build
+from multiview.cifar.recipes import RECIPES, recipe_named
 from multiview.settings import ConfigError, parse_sets
-from multiview.terminal import LOG_DIR_HELP, device_option, tracker_option
+from multiview.terminal import (
+    LOG_DIR_HELP,
+    DeviceOpt,
+    ThreadsOpt,
+    check_out_folder,
+    device_option,
+    fail,
+    run_command,
+    tracker_option,
+)
+
+Dataset = Enum("Dataset", {name: name for name in DATASETS}, type=str)  # type: ignore[misc]
+RecipeName = Enum("RecipeName", {name: name for name in RECIPES}, type=str)  # type: ignore[misc]
 
 
 def build_cifar_config(
@@ -39,18 +52,25 @@ def build_cifar_config(
 
 
 def cifar(
-    dataset: Annotated[str | None, typer.Option(help="cifar10 (default) or cifar100.")] = None,
+    ctx: typer.Context,
+    dataset: Annotated[Dataset | None, typer.Option(help="The data set.", show_default="cifar10")] = None,
     data: Annotated[
         Path | None,
         typer.Option(
-            help="The data: cifar-10-batches-py/ or cifar-100-python/ (or a folder holding it), "
-            "an ImageFolder tree train/<class>/, test/<class>/, or a .tar.gz of either."
+            help="The data set: torchvision's folder cifar-10-batches-py or cifar-100-python, or a "
+            "folder holding one; an ImageFolder tree train/CLASS/*.png and test/CLASS/*.png; or a "
+            ".tar.gz of either."
         ),
     ] = None,
-    arch: Annotated[str | None, typer.Option(help=f"Network: {ARCH_HELP}.")] = None,
-    recipe: Annotated[str | None, typer.Option(help="Training recipe: fast (default) or paper.")] = None,
-    seeds: Annotated[int | None, typer.Option("--seeds", "-S", help="Number of single models S.")] = None,
-    epochs: Annotated[float | None, typer.Option(help="Override the recipe's epochs.")] = None,
+    arch: Annotated[str | None, typer.Option(help=f"Network: {ARCH_HELP}.", show_default="fast")] = None,
+    recipe: Annotated[RecipeName | None, typer.Option(help="Training recipe.", show_default="fast")] = None,
+    seeds: Annotated[
+        int | None,
+        typer.Option("--seeds", "-S", help="Number of single models S.", show_default="the recipe's"),
+    ] = None,
+    epochs: Annotated[
+        float | None, typer.Option(help="Override the recipe's epochs.", show_default="the recipe's")
+    ] = None,
     train_subset: Annotated[
         int | None,
         typer.Option(help="Train on a class-balanced seeded subset of this many images (0 = all)."),
@@ -62,7 +82,9 @@ def cifar(
         str | None,
         typer.Option(
             help="Comma-separated stages (their prerequisites are added): "
-            + ",".join(stages.names(stages.CIFAR))
+            + ", ".join(stages.names(stages.CIFAR))
+            + ".",
+            show_default="all",
         ),
     ] = None,
     sets: Annotated[
@@ -70,17 +92,26 @@ def cifar(
         typer.Option(
             "--set",
             "-s",
-            help="Override a setting, e.g. [cyan]--set lr=0.05[/cyan] or recipe.schedule=cosine.",
+            help="Override a setting, e.g. [cyan]--set lr=0.05[/cyan] or [cyan]--set schedule=cosine[/cyan]; "
+            "repeatable.",
         ),
     ] = None,
     config_file: Annotated[
         Path | None, typer.Option("--config", "-c", help="A saved config.toml to start from.")
     ] = None,
-    device: Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N.")] = "auto",
+    device: DeviceOpt = "auto",
+    threads: ThreadsOpt = 0,
     out: Annotated[
-        Path | None, typer.Option("--out", "-o", help="Output folder (default runs/cifar-<hash>).")
+        Path | None, typer.Option("--out", "-o", help="Output folder.", show_default="runs/cifar-HASH")
     ] = None,
     resume: Annotated[bool, typer.Option(help="Load models whose checkpoints in --out match.")] = False,
+    overwrite: Annotated[
+        bool,
+        typer.Option(
+            help="Replace a run of another config in --out (refused otherwise); with --resume its "
+            "models whose settings did not change are still reused."
+        ),
+    ] = False,
     download: Annotated[
         bool,
         typer.Option(
@@ -88,11 +119,11 @@ def cifar(
         ),
     ] = False,
     cache_dir: Annotated[
-        Path | None, typer.Option(help="Where decoded arrays are cached (default ~/.cache/multiview/cifar).")
+        Path | None,
+        typer.Option(
+            help="Where decoded arrays are cached.", show_default="multiview/cifar in the user's cache folder"
+        ),
     ] = None,
-    threads: Annotated[
-        int, typer.Option(help="CPU threads for torch (0 = its default); 1 is fastest on a busy machine.")
-    ] = 0,
     quiet: Annotated[bool, typer.Option(help="No progress display.")] = False,
     log_dir: Annotated[Path | None, typer.Option("--log-dir", help=LOG_DIR_HELP)] = None,
 ) -> None:
@@ -112,7 +143,7 @@ def cifar(
 
     console = make_console()
     flags: dict[str, object] = {
-        "data.dataset": dataset,
+        "data.dataset": dataset.value if dataset else None,
         "data.path": str(data) if data is not None else None,
         "data.train_subset": train_subset,
         "data.test_subset": test_subset,
@@ -123,29 +154,30 @@ def cifar(
         "recipe.epochs": epochs,
     }
     try:
-        cfg = build_cifar_config(config_file=config_file, recipe=recipe, sets=sets, flags=flags)
+        cfg = build_cifar_config(
+            config_file=config_file, recipe=recipe.value if recipe else None, sets=sets, flags=flags
+        )
     except ConfigError as exc:
-        raise typer.BadParameter(str(exc)) from None
+        fail(str(exc))
     if not cfg.data.path:
-        raise typer.BadParameter("--data PATH is required (the folder or .tar.gz holding the data set)")
-    dev = device_option(device)
+        fail("--data PATH is required (the folder or .tar.gz holding the data set)")
+    if not download and not Path(cfg.data.path).expanduser().exists():
+        fail(f"--data {cfg.data.path} does not exist: expected {LAYOUT_HELP} (or add --download)")
+    out_dir = out or Path("runs") / f"cifar-{cfg.config_hash()}"
+    check_out_folder(out_dir, cfg, overwrite)
     tracker = tracker_option(log_dir)
-    if threads < 0:
-        raise typer.BadParameter(f"--threads {threads}: must be 0 (torch's default) or more")
-    if threads > 0:
-        import torch
+    from multiview.threads import use_threads
 
-        torch.set_num_threads(threads)
+    n_threads = use_threads(threads)
+    dev = device_option(device)
 
     from multiview.cifar.data import CifarDataError, download_cifar
     from multiview.cifar.protocol import run_cifar
     from multiview.cifar.report import print_report
-    from multiview.progress import reporting
 
     try:
         if download and not Path(cfg.data.path).exists():
             cfg.data.path = str(download_cifar(cfg.data.dataset, cfg.data.path))
-        out_dir = out or Path("runs") / f"cifar-{cfg.config_hash()}"
         if cfg.recipe.name == "fast" and cfg.model.arch != "fast":
             console.print(
                 "[yellow]note: the fast recipe is tuned for the fast network; "
@@ -153,13 +185,20 @@ def cifar(
             )
         console.print(
             f"[bold]multiview cifar[/bold]  {cfg.data.dataset}  arch={cfg.model.arch}  "
-            f"recipe={cfg.recipe.name}  "
-            f"seeds={cfg.protocol.seeds}  epochs={cfg.recipe.epochs:g}  device={dev}  out={out_dir}"
+            f"recipe={cfg.recipe.name}  seeds={cfg.protocol.seeds}  epochs={cfg.recipe.epochs:g}  "
+            f"device={dev}  threads={n_threads}  out={out_dir}",
+            soft_wrap=True,
         )
-        with reporting(console, quiet, tracker) as reporter:
-            results = run_cifar(cfg, dev, out_dir, resume=resume, reporter=reporter)
-    except CifarDataError as exc:
-        console.print(f"[red]data error:[/red] {exc}")
-        raise typer.Exit(2) from None
+        results = run_command(
+            ctx,
+            out_dir,
+            console,
+            quiet,
+            lambda reporter: run_cifar(cfg, dev, out_dir, resume=resume, reporter=reporter),
+            "a smaller batch_size or network; finished models are kept (--resume)",
+            tracker,
+        )
+    except CifarDataError as exc:  # raised by the download or when the run reads the data
+        fail(f"data: {exc}")
     print_report(results, console)
-    console.print(f"results: {out_dir / 'results.json'}")
+    console.print(f"results: {out_dir / 'results.json'}", soft_wrap=True)

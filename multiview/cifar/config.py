@@ -30,6 +30,12 @@ from multiview.settings import (
 )
 
 DATASETS = {"cifar10": 10, "cifar100": 100}
+LAYOUT_HELP = (
+    "torchvision's cifar-10-batches-py/ (data_batch_1..5, test_batch) or cifar-100-python/ "
+    "(train, test, meta), an ImageFolder tree train/<class>/*.jpg + test/<class>/*.jpg, "
+    "or a .tar.gz of either"
+)
+"""The layouts :mod:`multiview.cifar.data` reads, for messages."""
 CIFAR100_COARSE = 20
 
 

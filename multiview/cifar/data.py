@@ -31,7 +31,7 @@ from pathlib import Path, PurePosixPath
 
 import numpy as np
 
-from multiview.cifar.config import CIFAR100_COARSE, DATASETS
+from multiview.cifar.config import CIFAR100_COARSE, DATASETS, LAYOUT_HELP
 from multiview.cifar.pipeline import channel_stats
 from multiview.files import atomic_write
 from multiview.seeding import derive_seed
@@ -42,11 +42,6 @@ ARCHIVE_SUFFIXES = (".tar.gz", ".tgz", ".tar", ".tar.bz2", ".tar.xz")
 CIFAR10_FILES = ("data_batch_1", "data_batch_2", "data_batch_3", "data_batch_4", "data_batch_5", "test_batch")
 CIFAR100_FILES = ("train", "test")
 FOLDER = {"cifar10": "cifar-10-batches-py", "cifar100": "cifar-100-python"}
-LAYOUT_HELP = (
-    "torchvision's cifar-10-batches-py/ (data_batch_1..5, test_batch) or cifar-100-python/ "
-    "(train, test, meta), an ImageFolder tree train/<class>/*.jpg + test/<class>/*.jpg, "
-    "or a .tar.gz of either"
-)
 
 
 class CifarDataError(RuntimeError):

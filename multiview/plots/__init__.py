@@ -16,107 +16,51 @@ Groups (``multiview plot GROUP RUN``):
 * ``memorization``: own-noise against fresh-noise correlation by kind of training example;
 * ``cifar``: a CIFAR run (``multiview cifar``): accuracy per method, ensemble size, the models'
   wrong sets, channel split.
+
+Importing this package is cheap: each name below is imported from its module on first use (so
+``multiview --help`` does not load matplotlib). The groups and :func:`render` are in
+:mod:`multiview.plots.groups`, the shared look, :func:`save` and :func:`load_results` in
+:mod:`multiview.plots.style`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
-from pathlib import Path
+import importlib
 from typing import Any
 
-from matplotlib.figure import Figure
-
-from multiview.plots.cifar import (
-    channel_split_figure,
-    cifar_ensemble_curve_figure,
-    cifar_methods_figure,
-    cifar_mistakes_figure,
-)
-from multiview.plots.distillation import distillation_figure
-from multiview.plots.dynamics import initial_margin_figure, lambda_trajectories_figure
-from multiview.plots.memorization import memorization_figure
-from multiview.plots.seeds import error_bars_figure as error_bars_figure  # figures of tidy tables
-from multiview.plots.seeds import run_seed_spread_figure
-from multiview.plots.seeds import seed_spread_figure as seed_spread_figure
-from multiview.plots.style import DEFAULT_FORMATS, save
-from multiview.plots.style import load_results as load_results  # re-exported for notebooks
-from multiview.plots.style import style as style
-from multiview.plots.theorems import fixed_features_figure, theorems_figure
-from multiview.plots.views import (
-    coverage_figure,
-    learned_views_figure,
-    shared_views_figure,
-    students_figure,
-    views_summary_figure,
-)
-
-FigureFn = Callable[[dict[str, Any]], Figure]
-
-GROUPS: dict[str, dict[str, FigureFn]] = {
-    "views": {
-        "learned_views": learned_views_figure,
-        "shared_views": shared_views_figure,
-        "coverage": coverage_figure,
-        "students": students_figure,
-        "views_summary": views_summary_figure,
-    },
-    "dynamics": {
-        "lambda_trajectories": lambda_trajectories_figure,
-        "initial_margin": initial_margin_figure,
-    },
-    "distillation": {
-        "distillation": distillation_figure,
-    },
-    "theorems": {
-        "theorems": theorems_figure,
-        "seed_spread": run_seed_spread_figure,
-        "fixed_features": fixed_features_figure,
-    },
-    "memorization": {
-        "memorization": memorization_figure,
-    },
-    "cifar": {
-        "cifar_methods": cifar_methods_figure,
-        "cifar_ensemble_curve": cifar_ensemble_curve_figure,
-        "cifar_mistakes": cifar_mistakes_figure,
-        "channel_split": channel_split_figure,
-    },
+_EXPORTS: dict[str, tuple[str, ...]] = {
+    "cifar": (
+        "channel_split_figure",
+        "cifar_ensemble_curve_figure",
+        "cifar_methods_figure",
+        "cifar_mistakes_figure",
+    ),
+    "distillation": ("distillation_figure",),
+    "dynamics": ("initial_margin_figure", "lambda_trajectories_figure"),
+    "groups": ("GROUPS", "SIMULATOR_GROUPS", "FigureFn", "Rendered", "groups_for", "render"),
+    "memorization": ("memorization_figure",),
+    "seeds": ("error_bars_figure", "run_seed_spread_figure", "seed_spread_figure"),
+    "style": ("DEFAULT_FORMATS", "load_results", "save"),
+    "theorems": ("fixed_features_figure", "theorems_figure"),
+    "views": (
+        "coverage_figure",
+        "learned_views_figure",
+        "shared_views_figure",
+        "students_figure",
+        "views_summary_figure",
+    ),
 }
-SIMULATOR_GROUPS = ("views", "dynamics", "distillation", "theorems", "memorization")
+_MODULE_OF = {name: module for module, names in _EXPORTS.items() for name in names}
 
 
-def groups_for(results: dict[str, Any]) -> tuple[str, ...]:
-    """The figure groups that fit a run: ``cifar`` for a CIFAR run, the simulator's otherwise."""
-    return ("cifar",) if results.get("mode") == "cifar" else SIMULATOR_GROUPS
+def __getattr__(name: str) -> Any:
+    """``multiview.plots.<name>``: imported from its module on first use (PEP 562)."""
+    if name not in _MODULE_OF:
+        raise AttributeError(f"module 'multiview.plots' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"multiview.plots.{_MODULE_OF[name]}"), name)
+    globals()[name] = value
+    return value
 
 
-@dataclass
-class Rendered:
-    """What :func:`render` wrote, and which figures it skipped (name → reason)."""
-
-    written: list[Path] = field(default_factory=list)
-    skipped: dict[str, str] = field(default_factory=dict)
-
-
-def render(
-    results: dict[str, Any],
-    groups: Iterable[str],
-    out_dir: str | Path,
-    formats: Iterable[str] = DEFAULT_FORMATS,
-) -> Rendered:
-    """Draw every figure of ``groups`` into ``out_dir/<name>.<fmt>``. A figure whose stage the run
-    did not include (a ``KeyError``) is skipped with the reason, the others are still written."""
-    formats = list(formats)
-    done = Rendered()
-    for group in groups:
-        if group not in GROUPS:
-            raise ValueError(f"unknown figure group {group!r}; choose from {', '.join(GROUPS)}")
-        for name, fn in GROUPS[group].items():
-            try:
-                fig = fn(results)
-            except KeyError as exc:
-                done.skipped[name] = str(exc.args[0]) if exc.args else repr(exc)
-                continue
-            done.written += save(fig, Path(out_dir) / name, formats)
-    return done
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_MODULE_OF})

@@ -7,12 +7,13 @@ Matplotlib is imported only when a command runs.
 
 from __future__ import annotations
 
+from enum import StrEnum
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
-from multiview.terminal import make_console
+from multiview.terminal import fail, make_console, writable_folder
 
 try:  # the sweep's plot group (``multiview plot phase``), when the sweep package is installed
     from multiview.sweep.cli import plot_app
@@ -31,6 +32,14 @@ FormatOpt = Annotated[
     str, typer.Option("--format", "-f", help="Comma-separated file formats, e.g. png,pdf,svg.")
 ]
 
+READ_ERRORS = (KeyError, TypeError, ValueError, IndexError, AttributeError)
+"""What drawing from a results file that is not one of this version's can raise."""
+
+
+class TimeAxis(StrEnum):
+    step = "step"
+    flow_time = "flow_time"
+
 
 def _out_dir(run: Path, out: Path | None) -> Path:
     if out is not None:
@@ -38,26 +47,39 @@ def _out_dir(run: Path, out: Path | None) -> Path:
     return (run.parent if run.suffix == ".json" else run) / "figures"
 
 
-def _render(groups: list[str] | None, run: Path, out: Path | None, formats: str) -> None:
-    """Draw ``groups`` (None: every group that fits the run) and report what was written."""
-    from multiview.plots import groups_for, render
+def _inputs(run: Path, formats: str) -> tuple[dict[str, Any], list[str]]:
+    """The run's results and the figure formats, or a refusal naming what is wrong."""
     from multiview.plots.style import load_results, parse_formats
 
     try:
-        results = load_results(run)
-    except (FileNotFoundError, ValueError) as exc:
-        raise typer.BadParameter(str(exc), param_hint="RUN") from None
-    fmts = parse_formats(formats)
-    if not fmts:
-        raise typer.BadParameter("name at least one format", param_hint="--format")
-    done = render(results, groups or groups_for(results), _out_dir(run, out), fmts)
+        fmts = parse_formats(formats)
+    except ValueError as exc:
+        fail(f"--format {exc}")
+    try:
+        return load_results(run), fmts
+    except ValueError as exc:  # missing, damaged or foreign results.json (FileFormatError)
+        fail(str(exc))
+
+
+def _render(groups: list[str] | None, run: Path, out: Path | None, formats: str) -> None:
+    """Draw ``groups`` (None: every group that fits the run) and report what was written."""
+    from multiview.plots import groups_for, render
+
+    results, fmts = _inputs(run, formats)
+    folder = _out_dir(run, out)
+    writable_folder(folder)
+    try:
+        done = render(results, groups or groups_for(results), folder, fmts)
+    except READ_ERRORS as exc:
+        fail(f"{run}: cannot draw from these results ({type(exc).__name__}: {exc})")
+    except OSError as exc:
+        fail(f"{exc.filename or folder}: {exc.strerror or exc}")
     for path in done.written:
-        console.print(f"wrote {path}")
+        console.print(f"wrote {path}", soft_wrap=True, highlight=False)
     for name, why in done.skipped.items():
-        console.print(f"[yellow]skipped {name}[/yellow]: {why}")
+        console.print(f"[yellow]skipped {name}[/yellow]: {why}", soft_wrap=True, highlight=False)
     if not done.written:
-        console.print("[red]no figure could be drawn from these results[/red]")
-        raise typer.Exit(1)
+        fail(f"{run}: no figure could be drawn from these results (each needs a stage the run lacks)")
 
 
 @plot_app.command("views")
@@ -87,7 +109,7 @@ def plot_dynamics(
     classes: Annotated[
         str | None, typer.Option(help="Comma-separated class indices, 0-based (default: the first 4).")
     ] = None,
-    time: Annotated[str, typer.Option(help="x axis of Λ(t): step or flow_time.")] = "step",
+    time: Annotated[TimeAxis, typer.Option(help="x axis of Λ(t).")] = TimeAxis.step,
 ) -> None:
     """Learning dynamics: Λ_{i,ℓ}(t) of winner and loser, and the lottery at initialization.
 
@@ -96,28 +118,29 @@ def plot_dynamics(
 
     Example: multiview plot dynamics runs/abc123 --seeds 0,1 --classes 0,1,2
     """
-    if seeds is None and classes is None and time == "step":
+    if seeds is None and classes is None and time is TimeAxis.step:
         _render(["dynamics"], run, out, formats)
         return
-    if time not in ("step", "flow_time"):
-        raise typer.BadParameter("use step or flow_time", param_hint="--time")
     from multiview.plots import initial_margin_figure, lambda_trajectories_figure, save
-    from multiview.plots.style import load_results, parse_formats
 
-    results = load_results(run)
+    picked = {"seeds": _ints(seeds, "--seeds"), "classes": _ints(classes, "--classes")}
+    results, fmts = _inputs(run, formats)
     folder = _out_dir(run, out)
+    writable_folder(folder)
     try:
         figures = {
-            "lambda_trajectories": lambda_trajectories_figure(
-                results, seeds=_ints(seeds, "--seeds"), classes=_ints(classes, "--classes"), time=time
-            ),
+            "lambda_trajectories": lambda_trajectories_figure(results, **picked, time=time.value),
             "initial_margin": initial_margin_figure(results),
         }
-    except (KeyError, IndexError) as exc:
-        raise typer.BadParameter(str(exc)) from None
-    for name, fig in figures.items():
-        for path in save(fig, folder / name, parse_formats(formats)):
-            console.print(f"wrote {path}")
+    except READ_ERRORS as exc:
+        message = exc.args[0] if isinstance(exc, (KeyError, ValueError)) and exc.args else exc
+        fail(f"{run}: {message}")
+    try:
+        for name, fig in figures.items():
+            for path in save(fig, folder / name, fmts):
+                console.print(f"wrote {path}", soft_wrap=True, highlight=False)
+    except OSError as exc:
+        fail(f"{exc.filename or folder}: {exc.strerror or exc}")
 
 
 @plot_app.command("distillation")
@@ -139,7 +162,7 @@ def _ints(text: str | None, option: str) -> list[int] | None:
     try:
         return [int(x) for x in text.split(",") if x.strip()]
     except ValueError:
-        raise typer.BadParameter(f"{text!r}: give comma-separated integers", param_hint=option) from None
+        fail(f"{option} {text!r}: give comma-separated indices (integers from 0), e.g. 0,1,2")
 
 
 @plot_app.command("theorems")
@@ -177,29 +200,38 @@ def plot_seeds(
     import multiview
     from multiview.plots import save, seed_spread_figure
     from multiview.plots.style import parse_formats
-    from multiview.settings import parse_assignment
+    from multiview.settings import ConfigError, parse_assignment
     from multiview.tidy import label_columns
 
     try:
+        fmts = parse_formats(formats)
+    except ValueError as exc:
+        fail(f"--format {exc}")
+    try:
         df = multiview.load(path)
-    except FileNotFoundError as exc:
-        raise typer.BadParameter(str(exc), param_hint="PATH") from None
+    except (FileNotFoundError, ValueError) as exc:
+        fail(f"PATH {exc}")
     for item in where or []:
-        key, value = parse_assignment(item)
-        if key not in df.columns:
-            raise typer.BadParameter(f"{key}: not a swept parameter of {path}", param_hint="--where")
+        try:
+            key, value = parse_assignment(item)
+        except ConfigError as exc:
+            fail(f"--where {exc}")
+        if key not in label_columns(df):
+            swept = ", ".join(label_columns(df)) or "none"
+            fail(f"--where {key}: not a swept parameter of {path}; swept: {swept}")
         df = df[df[key].astype(str) == str(value)] if isinstance(value, str) else df[df[key] == value]
     varying = [c for c in label_columns(df) if df[c].nunique(dropna=False) > 1]
     if varying:
         choices = "; ".join(f"{c} ∈ {{{', '.join(map(str, sorted(df[c].unique())))}}}" for c in varying)
-        raise typer.BadParameter(f"swept parameters vary ({choices}): pin them", param_hint="--where")
+        fail(f"swept parameters vary ({choices}): pin them with --where KEY=VALUE")
     try:
         fig = seed_spread_figure(df, learner)
     except KeyError as exc:
-        raise typer.BadParameter(str(exc.args[0]), param_hint="--learner") from None
+        fail(f"--learner {learner}: {exc.args[0]}")
     folder = out if out is not None else (path.parent if path.suffix == ".json" else path) / "figures"
-    for written in save(fig, folder / "seed_spread", parse_formats(formats)):
-        console.print(f"wrote {written}")
+    writable_folder(folder)
+    for written in save(fig, folder / "seed_spread", fmts):
+        console.print(f"wrote {written}", soft_wrap=True, highlight=False)
 
 
 @plot_app.command("memorization")

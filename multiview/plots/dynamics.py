@@ -91,6 +91,13 @@ def lambda_trajectories_figure(
     T, S, k, _ = lam.shape
     seeds = list(seeds) if seeds is not None else list(range(min(3, S)))
     classes = list(classes) if classes is not None else list(range(min(4, k)))
+    for what, chosen, n in (("seed", seeds, S), ("class", classes, k)):
+        outside = [i for i in chosen if not 0 <= i < n]
+        if outside or not chosen:
+            raise ValueError(
+                f"{what} {', '.join(map(str, outside)) or '(none)'} is not in the run: "
+                f"its {what} indices are 0–{n - 1}"
+            )
     views = results["single"]["views"]
     win = winners(views["learned"], views.get("Lambda_final", lam[-1]))
     thr = get(results, "single.views.threshold")

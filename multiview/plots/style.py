@@ -8,7 +8,6 @@ they work under any backend (Agg in tests; Jupyter displays them inline).
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 from collections.abc import Iterable, Iterator
@@ -123,18 +122,28 @@ def _metadata(fmt: str) -> dict[str, Any] | None:
 
 
 def parse_formats(text: str) -> list[str]:
-    """``"png,pdf"`` → ``["png", "pdf"]``."""
-    return [f.strip().lower() for f in text.split(",") if f.strip()]
+    """``"png,pdf"`` → ``["png", "pdf"]``; a format matplotlib cannot write, or none at all, is a
+    :class:`ValueError` that lists the formats it can."""
+    from matplotlib.backend_bases import FigureCanvasBase
+
+    formats = [f.strip().lower().lstrip(".") for f in text.split(",") if f.strip()]
+    known = FigureCanvasBase.get_supported_filetypes()
+    unknown = [f for f in formats if f not in known]
+    if unknown or not formats:
+        raise ValueError(
+            f"{', '.join(unknown) or repr(text)}: not a figure format; use one or more of "
+            f"{', '.join(sorted(known))}, comma-separated"
+        )
+    return formats
 
 
 def load_results(path: str | Path) -> dict[str, Any]:
-    """A run's results: ``path`` is its ``results.json`` or the folder that holds it."""
-    p = Path(path)
-    if p.is_dir():
-        p = p / "results.json"
-    if not p.exists():
-        raise FileNotFoundError(f"{p}: no results.json here (run `multiview simulate --out DIR` first)")
-    return json.loads(p.read_text())
+    """A run's results: ``path`` is its ``results.json`` or the folder that holds it. A missing,
+    damaged or foreign file is a :class:`~multiview.files.FileFormatError` (a ``ValueError``)
+    naming the file."""
+    from multiview.files import read_results
+
+    return read_results(path)
 
 
 def get(results: dict[str, Any], dotted: str, default: Any = None) -> Any:

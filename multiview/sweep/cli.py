@@ -7,12 +7,13 @@ Heavy modules (torch, pandas, matplotlib, submitit) are imported only when a com
 
 from __future__ import annotations
 
+from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from multiview.terminal import make_console
+from multiview.terminal import ThreadsOpt, fail, make_console, parse_device, writable_folder
 
 if TYPE_CHECKING:
     from multiview.sweep.plan import Plan, SweepReport
@@ -27,7 +28,15 @@ plot_app = typer.Typer(
     rich_markup_mode="rich",
 )
 
-BACKENDS = ("local", "slurm")
+
+class Backend(StrEnum):
+    local = "local"
+    slurm = "slurm"
+
+
+class Cmap(StrEnum):
+    cividis = "cividis"
+    viridis = "viridis"
 
 
 # --------------------------------------------------------------------------------------------
@@ -39,24 +48,36 @@ def sweep(
     spec_path: Annotated[
         Path, typer.Argument(metavar="SPEC", help="A sweep spec (.toml), or a sweep folder to resume.")
     ],
-    backend: Annotated[str, typer.Option("--backend", "-b", help="local or slurm.")] = "local",
+    backend: Annotated[Backend, typer.Option("--backend", "-b", help="Where units run.")] = Backend.local,
     out: Annotated[
-        Path | None, typer.Option("--out", "-o", help="Sweep folder (default: the spec's sweep.out).")
+        Path | None,
+        typer.Option("--out", "-o", help="Sweep folder.", show_default="the spec's sweep.out"),
     ] = None,
     retry_failed: Annotated[
         bool, typer.Option("--retry-failed", help="Run units that failed before again.")
     ] = False,
     workers: Annotated[
-        int | None, typer.Option(help="Local: parallel units (default: one per GPU, else one per core).")
+        int | None,
+        typer.Option(min=1, help="Local: parallel units.", show_default="one per GPU, else one per core"),
     ] = None,
     device: Annotated[
-        str | None, typer.Option(help="auto, cpu, cuda or cuda:N (overrides the spec).")
+        str | None,
+        typer.Option(
+            parser=parse_device,
+            metavar="[auto|cpu|cuda[:N]]",
+            help="Where units compute (overrides the spec's).",
+            show_default="the spec's",
+        ),
     ] = None,
+    threads: ThreadsOpt = 0,
     wait: Annotated[
         bool, typer.Option(help="SLURM: wait for the jobs and report (else submit and exit).")
     ] = True,
     dry_run: Annotated[
-        bool, typer.Option("--dry-run", help="List the units and their state; run nothing.")
+        bool,
+        typer.Option(
+            "--dry-run", help="Print the plan (every unit and its state); write nothing, run nothing."
+        ),
     ] = False,
     quiet: Annotated[bool, typer.Option(help="No progress display.")] = False,
 ) -> None:
@@ -66,10 +87,13 @@ def sweep(
     [cyan]<sweep>/units/<config hash>/results.json[/cyan], written atomically. Re-running the same
     command resumes: finished units are skipped, interrupted ones re-run (from their last finished
     stage), failed ones only with --retry-failed. Backends: [bold]local[/bold] (this machine:
-    one unit per GPU, else one per core) and [bold]slurm[/bold] (one job array via submitit:
-    pip install 'multiview[slurm]'; options in the spec's [slurm] table).
+    one unit per GPU, else one per core with one thread each) and [bold]slurm[/bold] (one job
+    array via submitit: pip install 'multiview\\[slurm]'; options in the spec's \\[slurm] table).
+    --threads N gives every unit N threads (overriding the spec's \\[local] and \\[slurm] threads).
 
     Examples:
+
+      multiview sweep scripts/sweeps/mu_rho.toml --dry-run
 
       multiview sweep scripts/sweeps/mu_rho.toml
 
@@ -77,41 +101,49 @@ def sweep(
 
       multiview sweep runs/sweeps/mu_rho --retry-failed
     """
-    from multiview.device import check_device
-    from multiview.settings import ConfigError
+    from multiview.files import FileFormatError
     from multiview.sweep.plan import plan
     from multiview.sweep.spec import SpecError
     from multiview.sweep.store import SweepStore
+    from multiview.threads import sleep_when_idle
 
-    if backend not in BACKENDS:
-        raise typer.BadParameter(f"{backend!r}: use {' or '.join(BACKENDS)}", param_hint="--backend")
-    if workers is not None and workers < 1:
-        raise typer.BadParameter(f"{workers}: must be ≥ 1", param_hint="--workers")
-    if device is not None:
-        try:
-            check_device("--device", device)
-        except ConfigError as exc:
-            raise typer.BadParameter(str(exc), param_hint="--device") from None
     try:
         spec, root = _load(spec_path, out)
-        store = SweepStore(root)
         if device is not None:
             spec.local.device = spec.slurm.device = device
         if workers is not None:
             spec.local.workers = workers
-        p = plan(spec, store, retry_failed)
-    except SpecError as exc:
-        raise typer.BadParameter(str(exc), param_hint="SPEC") from None
-    _print_plan(spec, store, p, backend)
+        if threads > 0:
+            spec.local.threads = spec.slurm.threads = threads
+        if not dry_run:
+            writable_folder(root, "the sweep folder" if out is None else "--out")
+        store = SweepStore(root)
+        p = plan(spec, store, retry_failed, record=not dry_run)
+    except (SpecError, FileFormatError) as exc:  # a bad spec, or a damaged plan.json of a sweep folder
+        fail(f"SPEC {spec_path}: {exc}")
+    except OSError as exc:
+        fail(f"{exc.filename or spec_path}: {exc.strerror or exc}")
+    _print_plan(spec, store, p, backend.value)
     if dry_run:
         _print_units(store, p)
+        console.print("dry run: nothing was written or run", highlight=False)
         return
-    if backend == "local":
-        report = _run_local(spec, store, p, quiet)
-    else:
-        report = _run_slurm(spec, store, p, wait, quiet)
-        if report is None:
-            return
+    sleep_when_idle()  # before torch is imported here or in the workers
+    try:
+        if backend is Backend.local:
+            report = _run_local(spec, store, p, quiet)
+        else:
+            report = _run_slurm(spec, store, p, wait, quiet)
+            if report is None:
+                return
+    except KeyboardInterrupt:
+        from multiview.terminal import INTERRUPTED, note
+
+        note(
+            f"interrupted: finished units are kept in {store.root}; units in progress run again "
+            f"(from their last finished stage). Go on with:\n  multiview sweep {store.root}"
+        )
+        raise typer.Exit(INTERRUPTED) from None
     _print_report(store, report)
     if not report.ok:
         raise typer.Exit(1)
@@ -202,8 +234,7 @@ def _run_slurm(spec: SweepSpec, store: SweepStore, p: Plan, wait: bool, quiet: b
         attached, fresh = slurm.attach(store, p.run, spec.slurm)
         submitted = slurm.submit(store, fresh, spec.slurm, spec.keep_stages)
     except slurm.SlurmUnavailable as exc:
-        console.print(f"[red]SLURM backend unavailable:[/red] {exc}")
-        raise typer.Exit(2) from None
+        fail(f"SLURM backend unavailable: {exc}")
     jobs = attached + submitted
     if attached:
         console.print(f"  re-attached to {len(attached)} task(s) still queued or running")
@@ -237,12 +268,14 @@ def _run_slurm(spec: SweepSpec, store: SweepStore, p: Plan, wait: bool, quiet: b
 
             return slurm.watch(store, jobs, spec.slurm.poll_s, on_progress)
     except KeyboardInterrupt:
+        from multiview.terminal import INTERRUPTED, note
+
         arrays = sorted({s.job_id.split("_")[0] for s in jobs})
-        console.print(
-            f"\n[yellow]stopped watching; the jobs keep running in SLURM[/yellow] "
+        note(
+            "stopped watching; the jobs keep running in SLURM "
             f"(rerun the command to follow them, or scancel {' '.join(arrays)})"
         )
-        raise typer.Exit(130) from None
+        raise typer.Exit(INTERRUPTED) from None
 
 
 def _print_report(store: SweepStore, report: SweepReport) -> None:
@@ -280,17 +313,23 @@ def collect(
     ],
     out: Annotated[
         Path | None,
-        typer.Option("--out", "-o", help="Output path without extension (default: SWEEP_DIR/table)."),
+        typer.Option("--out", "-o", help="Output path without extension.", show_default="SWEEP_DIR/table"),
     ] = None,
     tidy_out: Annotated[
         Path | None,
         typer.Option(
-            "--tidy-out", help="Path without extension of the per-model table (default: SWEEP_DIR/tidy)."
+            "--tidy-out", help="Path without extension of the per-model table.", show_default="SWEEP_DIR/tidy"
         ),
     ] = None,
     formats: Annotated[
-        str, typer.Option("--format", "-f", help="Comma-separated: csv, parquet.")
-    ] = "csv,parquet",
+        str | None,
+        typer.Option(
+            "--format",
+            "-f",
+            help="Comma-separated: csv, parquet (Parquet needs pyarrow: pip install 'multiview\\[parquet]').",
+            show_default="csv, and parquet when pyarrow is installed",
+        ),
+    ] = None,
     include_unfinished: Annotated[
         bool, typer.Option("--all", help="Also list units not finished (their metrics are empty).")
     ] = False,
@@ -305,25 +344,41 @@ def collect(
     tidy: one row per model × method × stratum (all, multi-view, single-view test examples) of
     every finished unit, with the swept values, master seed, model index, error, err/μ, views
     learned, convergence and steps: what error bars over seeds and master seeds come from
-    (the same rows as each unit's tidy.csv). Both written as CSV and Parquet for notebooks.
+    (the same rows as each unit's tidy.csv). Both written as CSV, and as Parquet too when pyarrow
+    is installed.
 
     Example: multiview collect runs/sweeps/mu_rho
     """
-    from multiview.sweep.collect import build_table, build_tidy, write_table
+    from multiview.sweep.collect import TABLE_FORMATS, build_table, build_tidy, have_parquet, write_table
 
-    fmts = tuple(f.strip() for f in formats.split(",") if f.strip())
+    if formats is None:
+        fmts: tuple[str, ...] = ("csv", "parquet") if have_parquet() else ("csv",)
+    else:
+        fmts = tuple(f.strip().lower() for f in formats.split(",") if f.strip())
+        unknown = [f for f in fmts if f not in TABLE_FORMATS]
+        if unknown or not fmts:
+            fail(f"--format {formats!r}: use csv and/or parquet, comma-separated")
+        if "parquet" in fmts and not have_parquet():
+            fail("--format parquet needs pyarrow: pip install 'multiview[parquet]' (or use --format csv)")
     try:
         df = build_table(sweep_dir, include_unfinished)
         tidy = build_tidy(sweep_dir)
+    except (FileNotFoundError, ValueError) as exc:
+        fail(f"SWEEP_DIR {sweep_dir}: {exc}")
+    try:
         paths = write_table(df, out or sweep_dir / "table", fmts)
         paths += write_table(tidy, tidy_out or sweep_dir / "tidy", fmts)
-    except FileNotFoundError as exc:
-        raise typer.BadParameter(str(exc), param_hint="SWEEP_DIR") from None
-    except ValueError as exc:
-        raise typer.BadParameter(str(exc), param_hint="--format") from None
+    except OSError as exc:
+        fail(f"{exc.filename or out}: {exc.strerror or exc}")
     console.print(f"{len(df)} units × {len(df.columns)} columns; {len(tidy)} rows of models")
     for path in paths:
-        console.print(f"wrote {path}")
+        console.print(f"wrote {path}", soft_wrap=True, highlight=False)
+    if formats is None and "parquet" not in fmts:
+        console.print(
+            "no Parquet file: pyarrow is not installed (pip install 'multiview\\[parquet]'); "
+            "the CSV holds the same table",
+            soft_wrap=True,
+        )
 
 
 # --------------------------------------------------------------------------------------------
@@ -346,13 +401,15 @@ def phase(
         typer.Option("--where", "-w", help="Pin another swept parameter: KEY=VALUE; repeatable."),
     ] = None,
     out: Annotated[
-        Path | None, typer.Option("--out", "-o", help="Folder (default: SWEEP_DIR/figures).")
+        Path | None, typer.Option("--out", "-o", help="Folder.", show_default="SWEEP_DIR/figures")
     ] = None,
     formats: Annotated[
         str, typer.Option("--format", "-f", help="Comma-separated, e.g. png,pdf.")
     ] = "png,pdf",
-    cmap: Annotated[str, typer.Option(help="cividis or viridis (colour-blind safe).")] = "cividis",
-    title: Annotated[str | None, typer.Option(help="Title (default: the metric and the seed count).")] = None,
+    cmap: Annotated[Cmap, typer.Option(help="Colour map (both colour-blind safe).")] = Cmap.cividis,
+    title: Annotated[
+        str | None, typer.Option(help="Title.", show_default="the metric and the seed count")
+    ] = None,
 ) -> None:
     """Phase diagram: a metric over two swept parameters, averaged over master seeds.
 
@@ -363,6 +420,7 @@ def phase(
     Example: multiview plot phase runs/sweeps/mu_rho --x mu --y rho --metric ensemble_gain
     """
     from multiview.config import SimConfig
+    from multiview.plots.style import parse_formats
     from multiview.settings import ConfigError, parse_assignment
     from multiview.sweep.collect import build_table
     from multiview.sweep.phase import PhaseError, phase_grid, plot_phase
@@ -371,24 +429,34 @@ def phase(
         try:
             return SimConfig.resolve_key(name)
         except ConfigError as exc:
-            raise typer.BadParameter(str(exc), param_hint=hint) from None
+            fail(f"{hint} {name}: {exc}")
 
     pins: dict[str, Any] = {}
     for item in where or []:
         try:
             k, v = parse_assignment(item)
         except ConfigError as exc:
-            raise typer.BadParameter(str(exc), param_hint="--where") from None
+            fail(f"--where: {exc}")
         pins[key(k, "--where")] = v
     try:
+        fmts = tuple(parse_formats(formats))
+    except ValueError as exc:
+        fail(f"--format {exc}")
+    try:
         df = build_table(sweep_dir)
-    except FileNotFoundError as exc:
-        raise typer.BadParameter(str(exc), param_hint="SWEEP_DIR") from None
-    fmts = tuple(f.strip() for f in formats.split(",") if f.strip())
+    except (FileNotFoundError, ValueError) as exc:
+        fail(f"SWEEP_DIR {sweep_dir}: {exc}")
     try:
         grid = phase_grid(df, key(x, "--x"), key(y, "--y"), metric, pins)
-        paths = plot_phase(grid, out or sweep_dir / "figures", fmts, cmap, title)
     except PhaseError as exc:
-        raise typer.BadParameter(str(exc)) from None
+        fail(str(exc))
+    folder = out or sweep_dir / "figures"
+    writable_folder(folder)
+    try:
+        paths = plot_phase(grid, folder, fmts, cmap.value, title)
+    except PhaseError as exc:
+        fail(str(exc))
+    except OSError as exc:
+        fail(f"{exc.filename or folder}: {exc.strerror or exc}")
     for path in paths:
-        console.print(f"wrote {path}")
+        console.print(f"wrote {path}", soft_wrap=True, highlight=False)

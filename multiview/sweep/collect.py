@@ -23,8 +23,10 @@ from multiview.files import read_json
 from multiview.settings import flatten_sections
 from multiview.stats import nanmean
 from multiview.sweep.store import DONE, SweepStore
+from multiview.tidy import TABLE_FORMATS as TABLE_FORMATS  # the writer of both tables, and its formats
 from multiview.tidy import cell, frame, tidy_rows
-from multiview.tidy import write_table as write_table  # the writer of both tables
+from multiview.tidy import have_parquet as have_parquet
+from multiview.tidy import write_table as write_table
 
 METHODS = stages.names(stages.SYNTHETIC, stages.METHOD)
 LABELS = {m: stages.get(stages.SYNTHETIC, m).label for m in METHODS}

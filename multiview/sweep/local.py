@@ -18,8 +18,9 @@ from pathlib import Path
 
 from multiview.device import resolve_device
 from multiview.sweep.plan import Problem, SweepReport
-from multiview.sweep.runner import Outcome, cpu_count, run_unit
+from multiview.sweep.runner import Outcome, run_unit
 from multiview.sweep.spec import LocalOptions, Unit
+from multiview.threads import cpu_count
 
 OnOutcome = Callable[[Unit, Outcome], None]
 

@@ -53,10 +53,12 @@ class SweepReport:
         return not self.problems
 
 
-def plan(spec: SweepSpec, store: SweepStore, retry_failed: bool = False) -> Plan:
-    """Record the spec in the store and decide, unit by unit, whether to run it."""
+def plan(spec: SweepSpec, store: SweepStore, retry_failed: bool = False, record: bool = True) -> Plan:
+    """Record the spec in the store (unless ``record`` is false: a dry run writes nothing) and
+    decide, unit by unit, whether to run it."""
     units = spec.units()
-    store.write_plan(spec.source, spec.base_dir, units)
+    if record:
+        store.write_plan(spec.source, spec.base_dir, units)
     p = Plan(units)
     for u in units:
         state = store.state(u.key)

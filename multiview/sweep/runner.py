@@ -20,6 +20,7 @@ from multiview.device import resolve_device
 from multiview.settings import ConfigError
 from multiview.sweep.spec import Unit
 from multiview.sweep.store import DONE, FAILED, RUNNING, SweepStore
+from multiview.threads import resolve_threads, sleep_when_idle
 from multiview.tidy import cell
 
 WHERE = ("host", "pid", "device", "backend", "slurm_job")
@@ -42,17 +43,6 @@ class Outcome:
     device: str = ""
 
 
-def cpu_count() -> int:
-    """CPU cores this process may use (SLURM's allocation, the affinity mask, or all)."""
-    slurm = os.environ.get("SLURM_CPUS_PER_TASK")
-    if slurm and slurm.isdigit():
-        return max(1, int(slurm))
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except AttributeError:  # pragma: no cover - not Linux
-        return max(1, os.cpu_count() or 1)
-
-
 def run_unit(
     root: str | Path,
     unit: Unit,
@@ -64,10 +54,12 @@ def run_unit(
 ) -> Outcome:
     """Run ``unit`` into the sweep folder ``root`` unless it is already done there.
 
-    ``threads`` sets torch's CPU threads (0 = the cores this process may use). With
+    ``threads`` sets torch's CPU threads (0: the policy of :mod:`multiview.threads`, which inside
+    a SLURM allocation is its cores). With
     ``raise_on_error`` a failure is re-raised as :class:`UnitFailed` after it is recorded (a SLURM
     job then ends FAILED); otherwise it is returned.
     """
+    sleep_when_idle()
     import torch
 
     store = SweepStore(root)
@@ -82,7 +74,7 @@ def run_unit(
                 store.log_event("done", unit.key, recorded_later=True)
             return Outcome(unit.key, "cached")
         previous_threads = torch.get_num_threads()
-        torch.set_num_threads(threads if threads > 0 else cpu_count())
+        torch.set_num_threads(resolve_threads(threads))
         try:
             return _attempt(store, unit, device, keep_stages, raise_on_error, backend)
         finally:

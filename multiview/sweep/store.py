@@ -32,7 +32,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from multiview.files import atomic_write_text, read_json, write_json
+from multiview.files import FileFormatError, atomic_write_text, read_json, write_json
 
 DONE, FAILED, RUNNING, PENDING = "done", "failed", "running", "pending"
 
@@ -88,10 +88,14 @@ class SweepStore:
         write_json(self.root / "plan.json", plan)
 
     def read_plan(self) -> dict[str, Any]:
+        """``plan.json`` (empty when absent); a damaged one is a :class:`~multiview.files.FileFormatError`."""
         path = self.root / "plan.json"
-        if path.exists():
-            return read_json(path)
-        return {"units": [], "swept_keys": []}
+        if not path.exists():
+            return {"units": [], "swept_keys": []}
+        plan = read_json(path)
+        if not isinstance(plan, dict) or not isinstance(plan.get("units"), list):
+            raise FileFormatError(f"{path} is not a sweep's plan.json (no list of units)")
+        return plan
 
     def spec_dir(self) -> Path:
         """The folder the spec was loaded from (its relative paths are relative to it)."""
@@ -103,16 +107,17 @@ class SweepStore:
         """The unit's results are complete and belong to its config."""
         try:
             res = read_json(self.results_path(key))
-        except (FileNotFoundError, json.JSONDecodeError, OSError):
+        except (OSError, ValueError):  # absent, unreadable, not JSON
             return False
-        return bool(res.get("complete")) and res.get("config_hash") == key
+        return isinstance(res, dict) and bool(res.get("complete")) and res.get("config_hash") == key
 
     def info(self, key: str) -> dict[str, Any]:
         """``unit.json`` (empty when absent or unreadable)."""
         try:
-            return read_json(self.info_path(key))
-        except (FileNotFoundError, json.JSONDecodeError, OSError):
+            info = read_json(self.info_path(key))
+        except (OSError, ValueError):  # absent, unreadable, not JSON
             return {}
+        return info if isinstance(info, dict) else {}
 
     def state(self, key: str) -> str:
         """done, failed, running (another process holds its lock) or pending."""
@@ -172,7 +177,7 @@ class SweepStore:
         if not self.events_path.exists():
             return []
         out = []
-        for line in self.events_path.read_text().splitlines():
+        for line in self.events_path.read_text(errors="replace").splitlines():
             with contextlib.suppress(json.JSONDecodeError):
                 out.append(json.loads(line))
         return out

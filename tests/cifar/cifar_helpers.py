@@ -29,14 +29,18 @@ def write_pickle(path: Path, obj: object) -> None:
     path.write_bytes(pickle.dumps(obj, protocol=2))
 
 
-def write_cifar10_batches(root: Path, per_batch: int = 6, n_test: int = 10, seed: int = 0) -> dict:
-    """torchvision's ``cifar-10-batches-py`` layout under ``root``; returns the arrays written."""
+def write_cifar10_batches(
+    root: Path, per_batch: int = 6, n_test: int = 10, seed: int = 0, balanced: bool = False
+) -> dict:
+    """torchvision's ``cifar-10-batches-py`` layout under ``root``; returns the arrays written.
+    Training labels are random, or with ``balanced`` every class equally often in each batch
+    (``per_batch`` a multiple of 10); test labels cycle through the classes."""
     folder = root / "cifar-10-batches-py"
     rng = np.random.default_rng(seed)
     xs, ys = [], []
     for b in range(1, 6):
         x = random_images(per_batch, seed * 100 + b)
-        y = rng.integers(0, 10, per_batch).tolist()
+        y = (rng.permutation(per_batch) % 10 if balanced else rng.integers(0, 10, per_batch)).tolist()
         write_pickle(
             folder / f"data_batch_{b}", {b"batch_label": b"training batch", b"labels": y, b"data": to_rows(x)}
         )

@@ -1,7 +1,11 @@
-"""Fixtures for the CIFAR-mode tests: the real data beside the checkout.
+"""Fixtures for the CIFAR-mode tests: a tiny data set written here, and the real data.
 
-The real data is ``../shared/data/cifar10-jpeg.tar.gz`` beside the checkout; its decoded arrays
-are cached in pytest's cache folder, so only the first session pays for decoding 60,000 JPEGs.
+Every test runs on data it writes itself (``tiny_data``: a ``.tar.gz`` of torchvision's pickled
+batches, 400 training and 300 test images of random pixels, every class equally often), except
+the two that are about the real data: ``../shared/data/cifar10-jpeg.tar.gz`` beside the checkout
+(its shape and class counts; that the fast network learns real images). Those skip where the
+archive is absent; its decoded arrays are cached in pytest's cache folder, so only the first
+session pays for decoding 60,000 JPEGs.
 """
 
 from __future__ import annotations
@@ -9,7 +13,26 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from cifar_helpers import REAL_DATA
+from cifar_helpers import REAL_DATA, tar_folder, write_cifar10_batches
+
+TINY_TRAIN, TINY_TEST = 400, 300
+
+
+@pytest.fixture(scope="session")
+def tiny_data(tmp_path_factory) -> tuple[Path, Path]:
+    """(path of the tiny data set's .tar.gz, a cache folder for its decoded arrays)."""
+    root = tmp_path_factory.mktemp("tiny-cifar")
+    write_cifar10_batches(root, per_batch=TINY_TRAIN // 5, n_test=TINY_TEST, balanced=True)
+    archive = tar_folder(root / "cifar-10-batches-py", root / "cifar-10-python.tar.gz", "cifar-10-batches-py")
+    return archive, root / "cache"
+
+
+@pytest.fixture(scope="session")
+def tiny_arrays(tiny_data):
+    from multiview.cifar.data import load_cifar
+
+    path, cache = tiny_data
+    return load_cifar("cifar10", path, cache_dir=cache)
 
 
 @pytest.fixture(scope="session")

@@ -1,9 +1,13 @@
-"""`multiview cifar` through typer's test runner: a tiny real run, and its errors."""
+"""`multiview cifar` through typer's test runner: a tiny run (on the data the tests write), and its
+errors."""
 
 from __future__ import annotations
 
 import json
 
+from cifar_helpers import tar_folder, write_cifar10_batches
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from typer.testing import CliRunner
 
 from multiview.cli import app
@@ -11,10 +15,11 @@ from multiview.cli import app
 runner = CliRunner()
 
 
-def test_cifar_command_runs_and_prints_the_paper_table(real_arrays, real_data_path, real_cache_dir, tmp_path):
+def test_cifar_command_runs_and_prints_the_paper_table(tiny_data, tmp_path):
     out = tmp_path / "run"
+    data, cache = tiny_data
     args = [
-        "cifar", "--data", str(real_data_path), "--cache-dir", str(real_cache_dir), "--train-subset", "200",
+        "cifar", "--data", str(data), "--cache-dir", str(cache), "--train-subset", "200",
         "--test-subset", "100", "--seeds", "2", "--epochs", "1", "--only", "single,ensemble,self_kd",
         "--set", "fast_width=8", "--set", "batch_size=50", "--set", "tta=0", "--device", "cpu",
         "--threads", "1", "--out", str(out), "--quiet",
@@ -90,3 +95,26 @@ def test_download_needs_torchvision(tmp_path, monkeypatch):
         ],
     )
     assert result.exit_code == 2 and "needs torchvision" in result.output
+
+
+@settings(max_examples=8, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(cut=st.floats(0.05, 1.0), noise=st.binary(min_size=1, max_size=16), at=st.floats(0.0, 1.0))
+def test_a_damaged_archive_is_a_named_data_error_or_still_reads(tmp_path_factory, cut, noise, at):
+    folder = tmp_path_factory.mktemp("damaged")
+    write_cifar10_batches(folder / "src", per_batch=4, n_test=10)
+    blob = tar_folder(
+        folder / "src" / "cifar-10-batches-py", folder / "good.tar.gz", "cifar-10-batches-py"
+    ).read_bytes()
+    damaged = blob[: max(1, int(len(blob) * cut))]
+    i = int(at * (len(damaged) - 1))
+    damaged = damaged[:i] + noise + damaged[i + len(noise) :]
+    data = folder / "cifar-10.tar.gz"
+    data.write_bytes(damaged)
+    tiny = "--only single --seeds 1 --epochs 0.05 --set fast_width=4 --set batch_size=10 --set tta=0"
+    tiny = [*tiny.split(), "--device", "cpu", "--threads", "1", "--quiet"]
+    where = ["--data", str(data), "--cache-dir", str(folder / "cache"), "--out", str(folder / "run")]
+    result = runner.invoke(app, ["cifar", *where, *tiny])
+    assert "Traceback" not in result.output
+    assert result.exit_code in (0, 2), (result.exception, result.output)
+    if result.exit_code == 2:
+        assert "error: data:" in result.stderr and str(data) in " ".join(result.stderr.split())

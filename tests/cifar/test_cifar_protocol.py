@@ -1,5 +1,7 @@
-"""The whole CIFAR protocol end to end on a few hundred real CIFAR-10 images, one epoch: the
-results' schema, every number recomputed from the saved checkpoints, resume, reproducibility."""
+"""The whole CIFAR protocol end to end on a few hundred images, one epoch: the results' schema,
+every number recomputed from the saved checkpoints, resume, reproducibility (on the tiny data set
+the tests write, ``tiny_data``); and that the fast network learns real CIFAR-10 images (on the real
+archive, skipped without it)."""
 
 from __future__ import annotations
 
@@ -50,12 +52,12 @@ class Recorder(Reporter):
 
 
 @pytest.fixture(scope="module")
-def run(real_arrays, real_data_path, real_cache_dir, tmp_path_factory):
+def run(tiny_arrays, tiny_data, tmp_path_factory):
     out = tmp_path_factory.mktemp("cifar-run")
-    cfg = tiny_config(real_data_path, real_cache_dir)
+    cfg = tiny_config(*tiny_data)
     rec = Recorder()
     torch.set_num_threads(1)
-    results = run_cifar(cfg, "cpu", out, reporter=rec, arrays=real_arrays)
+    results = run_cifar(cfg, "cpu", out, reporter=rec, arrays=tiny_arrays)
     return cfg, out, results, rec
 
 
@@ -85,10 +87,10 @@ def test_results_json_has_the_schema(run):
     assert cfg_mod.CifarConfig.load_toml(out / "config.toml").config_hash() == cfg.config_hash()
 
 
-def test_every_model_has_a_checkpoint_and_the_numbers_follow_from_them(run, real_arrays):
+def test_every_model_has_a_checkpoint_and_the_numbers_follow_from_them(run, tiny_arrays):
     cfg, out, res, _ = run
     idx = np.asarray(res["data"]["test_indices"])
-    y = torch.from_numpy(real_arrays.test_y[idx])
+    y = torch.from_numpy(tiny_arrays.test_y[idx])
     counts = {"single": S, "training_average": 1, "kd": S, "self_kd": S, "channel_split": 2 * S}
     logits = {}
     for stage, n in counts.items():
@@ -125,7 +127,7 @@ def test_training_average_self_kd_and_channel_split_parts(run):
         assert 0 <= cs["ensemble"][n]["test_accuracy"] <= 1
 
 
-def test_overlap_agrees_with_the_accuracies(run, real_arrays):
+def test_overlap_agrees_with_the_accuracies(run, tiny_arrays):
     _, _, res, _ = run
     o = res["overlap"]
     test_idx = set(res["data"]["test_indices"])
@@ -134,7 +136,7 @@ def test_overlap_agrees_with_the_accuracies(run, real_arrays):
     assert [len(w) for w in o["wrong"]["single"]] == errors
     assert all(set(w) <= test_idx for w in o["wrong"]["single"])
     for w in o["wrong"]["single"]:  # a wrong image is one whose label the model missed: check a few
-        assert all(0 <= i < len(real_arrays.test_y) for i in w)
+        assert all(0 <= i < len(tiny_arrays.test_y) for i in w)
     inter = np.asarray(o["single"]["pairwise_intersection"])
     assert np.diag(inter).tolist() == errors
     assert inter[0, 1] == len(set(o["wrong"]["single"][0]) & set(o["wrong"]["single"][1]))
@@ -150,10 +152,10 @@ def test_overlap_agrees_with_the_accuracies(run, real_arrays):
     assert len(o["self_kd"]["teacher_errors_fixed"]) == S
 
 
-def test_resume_loads_every_model(run, real_arrays):
+def test_resume_loads_every_model(run, tiny_arrays):
     cfg, out, res, _ = run
     rec = Recorder()
-    again = run_cifar(cfg, "cpu", out, resume=True, reporter=rec, arrays=real_arrays)
+    again = run_cifar(cfg, "cpu", out, resume=True, reporter=rec, arrays=tiny_arrays)
     assert rec.finished and all(cached for _, _, cached in rec.finished)
     assert len(rec.finished) == S + 1 + S + S + 2 * S
     for key in METHODS:
@@ -161,19 +163,19 @@ def test_resume_loads_every_model(run, real_arrays):
     assert again["overlap"]["wrong"] == res["overlap"]["wrong"]
 
 
-def test_a_model_is_determined_by_config_and_seed(run, real_arrays, real_data_path, real_cache_dir, tmp_path):
+def test_a_model_is_determined_by_config_and_seed(run, tiny_arrays, tiny_data, tmp_path):
     cfg, out, res, _ = run
-    one = tiny_config(real_data_path, real_cache_dir, seeds=1, stages="single")
+    one = tiny_config(*tiny_data, seeds=1, stages="single")
     rec = Recorder()
-    again = run_cifar(one, "cpu", tmp_path, resume=True, reporter=rec, arrays=real_arrays)
+    again = run_cifar(one, "cpu", tmp_path, resume=True, reporter=rec, arrays=tiny_arrays)
     assert rec.finished == [("single", 0, False)]  # nothing to resume from in a new folder: trained afresh
     first = load_tensors(out / "models" / "single" / "000.pt")
     second = load_tensors(tmp_path / "models" / "single" / "000.pt")
     assert torch.equal(first["test_logits"], second["test_logits"])
     assert again["single"]["test_accuracy"][0] == res["single"]["test_accuracy"][0]
-    changed = tiny_config(real_data_path, real_cache_dir, seeds=1, stages="single", lr=1.0)
+    changed = tiny_config(*tiny_data, seeds=1, stages="single", lr=1.0)
     rec = Recorder()
-    run_cifar(changed, "cpu", tmp_path, resume=True, reporter=rec, arrays=real_arrays)
+    run_cifar(changed, "cpu", tmp_path, resume=True, reporter=rec, arrays=tiny_arrays)
     assert rec.finished == [("single", 0, False)]  # a different recipe does not reuse the checkpoint
 
 

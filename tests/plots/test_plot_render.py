@@ -125,6 +125,30 @@ def test_cli_plot_dynamics_with_chosen_seeds_and_classes(run_dir, tmp_path):
     assert (tmp_path / "lambda_trajectories.png").stat().st_size > 10_000
 
 
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["overlap", "{run}", "--format", "xyz"], "--format xyz: not a figure format; use one or more of"),
+        (["views", "{run}", "--format", ","], "not a figure format"),
+        (["dynamics", "{run}", "--seeds", "99"], "seed 99 is not in the run: its seed indices are 0–"),
+        (["dynamics", "{run}", "--classes", "-1"], "class -1 is not in the run"),
+        (["dynamics", "{run}", "--seeds", "one"], "--seeds 'one': give comma-separated indices"),
+        (["views", "{bad}"], "{bad} is not valid JSON"),
+        (["dynamics", "{bad}", "--seeds", "0"], "{bad} is not valid JSON"),
+        (["views", "{run}", "--out", "{file}"], "is not a folder"),
+    ],
+)
+def test_cli_plot_refuses_bad_input_by_name(run_dir, tmp_path, args, message):
+    bad = tmp_path / "bad.json"
+    bad.write_text('{"schema": 1, "con')
+    (tmp_path / "file").write_text("")
+    names = {"run": run_dir, "bad": bad, "file": tmp_path / "file"}
+    res = runner.invoke(app, ["plot", *(a.format(**names) for a in args)])
+    assert res.exit_code == 2, res.output
+    assert message.format(**names) in " ".join(res.stderr.split())
+    assert not (tmp_path / "figures").exists()
+
+
 def test_cli_plot_reports_a_missing_run(tmp_path):
     res = runner.invoke(app, ["plot", "overlap", str(tmp_path / "nowhere")])
     assert res.exit_code != 0
@@ -136,8 +160,9 @@ def test_cli_plot_fails_when_nothing_can_be_drawn(results, tmp_path):
     d.mkdir()
     (d / "results.json").write_text(json.dumps(only(results, "training_average")))
     res = runner.invoke(app, ["plot", "memorization", str(d)])
-    assert res.exit_code == 1
-    assert "skipped memorization" in res.output
+    assert res.exit_code == 2
+    assert "skipped memorization" in res.stdout
+    assert "no figure could be drawn" in res.stderr
 
 
 # --- on real protocol output ---------------------------------------------------------------

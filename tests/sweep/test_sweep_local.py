@@ -20,7 +20,7 @@ def _events(store: SweepStore, event: str) -> list[str]:
     return [e["key"] for e in store.events() if e["event"] == event]
 
 
-def test_local_sweep_runs_resumes_collects_and_plots(tmp_path):
+def test_local_sweep_runs_resumes_collects_and_plots(tmp_path, monkeypatch):
     out = tmp_path / "sweep"
     spec = write_spec(tmp_path / "grid.toml", out, '"data.mu" = [0.1, 0.3]\n"data.rho" = [0.1, 0.3]')
     result = run_cli("sweep", spec, "--quiet")
@@ -83,6 +83,16 @@ def test_local_sweep_runs_resumes_collects_and_plots(tmp_path):
         multiview.load(store.unit_dir(keys[0]))["data.mu"] == units[units.run == keys[0]]["data.mu"].iloc[0]
     ).all()
 
+    # Without pyarrow (the parquet extra) the table is the CSV alone, with a note; asking for
+    # Parquet then is a named refusal.
+    monkeypatch.setattr("multiview.sweep.collect.have_parquet", lambda: False)
+    csv_only = run_cli("collect", out, "--out", out / "csv-only")
+    assert csv_only.exit_code == 0 and "pyarrow is not installed" in flat(csv_only.output)
+    assert (out / "csv-only.csv").exists() and not (out / "csv-only.parquet").exists()
+    asked = run_cli("collect", out, "--format", "csv,parquet", "--out", out / "asked")
+    assert asked.exit_code == 2 and "multiview[parquet]" in asked.stderr and not (out / "asked.csv").exists()
+    monkeypatch.undo()
+
     plotted = run_cli("plot", "phase", out, "--x", "mu", "--y", "rho", "--metric", "single_view_error")
     assert plotted.exit_code == 0, plotted.output
     for ext in ("png", "pdf"):
@@ -140,14 +150,19 @@ def test_process_pool_runs_units_in_parallel_workers(tmp_path):
     assert os.getpid() not in pids  # the units ran in the pool's worker processes
 
 
-def test_sweep_folder_resumes_and_dry_run_lists_states(tmp_path):
+def test_dry_run_lists_states_and_writes_nothing_and_a_sweep_folder_resumes(tmp_path):
     out = tmp_path / "sweep"
-    spec = write_spec(tmp_path / "s.toml", out, '"data.mu" = [0.1, 0.2]')
+    spec = write_spec(tmp_path / "s.toml", out, '"data.mu" = [0.1, 0.2]', seeds="[0]")
     dry = run_cli("sweep", spec, "--dry-run")
     assert dry.exit_code == 0 and dry.output.count("pending") == 2
+    assert "nothing was written" in dry.output and not out.exists()
+    assert run_cli("sweep", spec, "--quiet", "--threads", "1").exit_code == 0
     assert json.loads((out / "plan.json").read_text())["swept_keys"] == ["data.mu"]
-    assert run_cli("sweep", out, "--quiet").exit_code == 0  # the sweep folder stands for its spec
-    assert all(SweepStore(out).is_done(k) for k in SweepStore(out).keys())
+    done = {k: SweepStore(out).results_path(k).stat().st_mtime_ns for k in SweepStore(out).keys()}
+    again = run_cli("sweep", out, "--dry-run")  # the sweep folder stands for its spec
+    assert again.exit_code == 0 and flat(again.output).count(" done") >= 2
+    assert run_cli("sweep", out, "--quiet").exit_code == 0
+    assert {k: SweepStore(out).results_path(k).stat().st_mtime_ns for k in done} == done
 
 
 def test_a_unit_whose_attempt_stopped_after_its_results_is_recorded_done(tmp_path):
