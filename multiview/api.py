@@ -121,24 +121,21 @@ def load(path: str | Path) -> pd.DataFrame:
     """The tidy table (one row per model × method × stratum, :mod:`multiview.tidy`) of a run folder
     (or its ``results.json``; a sweep unit's folder gets its swept values as columns) or of a sweep
     folder (every finished unit, with the swept values: :func:`multiview.sweep.collect.build_tidy`).
-    A path that is neither is a :class:`FileNotFoundError` saying what was expected."""
-    from multiview.files import read_json
-    from multiview.tidy import tidy_frame
+    A folder that is neither is a :class:`FileNotFoundError`, a missing, damaged or foreign
+    ``results.json`` a :class:`~multiview.files.FileFormatError`; both say what was expected."""
+    from multiview.files import read_json, read_results
+    from multiview.tidy import cell, tidy_frame
 
     path = Path(path)
     if path.is_dir() and (path / "units").is_dir():
         from multiview.sweep.collect import build_tidy
 
         return build_tidy(path)
-    results_path = path / "results.json" if path.is_dir() else path
-    if not results_path.is_file():
+    if path.is_dir() and not (path / "results.json").exists():
         raise FileNotFoundError(
             f"{path}: neither a run folder (with results.json) nor a sweep folder (with units/)"
         )
-    labels: dict[str, Any] = {}
-    unit = results_path.parent / "unit.json"
-    if unit.is_file():
-        from multiview.tidy import cell
-
-        labels = {key: cell(value) for key, value in read_json(unit).get("params", {}).items()}
-    return tidy_frame(read_json(results_path), labels)
+    results = read_results(path)
+    unit = (path if path.is_dir() else path.parent) / "unit.json"
+    labels = {k: cell(v) for k, v in read_json(unit).get("params", {}).items()} if unit.is_file() else {}
+    return tidy_frame(results, labels)

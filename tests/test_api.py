@@ -11,6 +11,7 @@ import pandas as pd
 import pytest
 
 import multiview
+from multiview.files import FileFormatError
 from multiview.settings import ConfigError
 
 SMALL = {"stages": "single,ensemble", "data__n_test": 500, "train.max_steps": 60}
@@ -65,4 +66,7 @@ def test_bad_overrides_are_named(tmp_path):
 
 def test_load_names_what_it_expected(tmp_path):
     with pytest.raises(FileNotFoundError, match="neither a run folder .* nor a sweep folder"):
+        multiview.load(tmp_path)
+    (tmp_path / "results.json").write_text('{"a": 1}')
+    with pytest.raises(FileFormatError, match="not a results.json of multiview"):
         multiview.load(tmp_path)
