@@ -20,9 +20,9 @@ from collections import defaultdict
 from pathlib import Path
 
 import numpy as np
-from scipy import stats
 
 from multiview.plots.style import OKABE_ITO, new_figure, save, style
+from multiview.stats import seed_interval
 
 METHODS = {
     "single": ("single models", "#999999"),
@@ -66,13 +66,10 @@ def collect(folders: list[Path], x: str) -> dict[float, dict[str, list[float]]]:
 
 
 def interval(values: list[float]) -> tuple[float, float, float]:
-    """Mean and 95 % Student-t interval over master seeds (the mean alone with one seed)."""
-    a = np.asarray(values, dtype=float)
-    m = float(a.mean())
-    if len(a) < 2:
-        return m, math.nan, math.nan
-    half = float(stats.t.ppf(0.975, len(a) - 1) * a.std(ddof=1) / math.sqrt(len(a)))
-    return m, m - half, m + half
+    """Mean and 95 % Student-t interval over master seeds (NaN bounds with one seed)."""
+    m = float(np.mean(values))
+    ci = seed_interval(values)
+    return (m, math.nan, math.nan) if ci is None else (m, ci[0], ci[1])
 
 
 def main() -> None:
