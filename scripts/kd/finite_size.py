@@ -54,9 +54,7 @@ def collect(folders: list[Path], x: str) -> dict[float, dict[str, list[float]]]:
     for folder in folders:
         runs = [folder / "results.json"] if (folder / "results.json").exists() else []
         for path in runs or sorted((folder / "units").glob("*/results.json")):
-            r = json.loads(path.read_text())
-            if not r.get("complete"):
-                continue
+            r = json.loads(path.read_text())  # a partial run counts with the stages it finished
             mu = r["config"]["data"]["mu"]
             value = config_value(r["config"], x)
             for method in METHODS:
