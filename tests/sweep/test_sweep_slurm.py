@@ -118,9 +118,10 @@ def test_cli_reports_a_failed_unit_and_its_log(tmp_path):
     assert "failed" in result.output and "DataError" in result.output and "_log.err" in flat(result.output)
 
 
-# Nine stages of three to seven seconds each on one thread, about 45 s in all: longer than the
-# first window a one-minute limit leaves, so the unit is interrupted at least once, and each stage
-# shorter than any window, so every attempt finishes some.
+# Nine stages of one to seven seconds each on one thread, 15 to 45 s in all: on a busy machine
+# longer than the first window a one-minute limit leaves, so the time limit interrupts the unit;
+# on a quiet one the test sends the same warning itself once the first stage is saved. Each stage
+# is shorter than any window, so every attempt finishes some.
 LONG_SET = """
 [sweep.set]
 "data.n_test" = 500
@@ -150,6 +151,19 @@ def _hurry_requeued(job_id: str, stop: threading.Event) -> None:
             subprocess.run(["scontrol", "update", f"JobId={job_id}", "StartTime=now"], check=False)
 
 
+def _warn_once_a_stage_is_saved(job_id: str, store: SweepStore, key: str, stop: threading.Event) -> None:
+    """On a machine fast enough to finish every stage inside the first window, the time-limit
+    warning never comes. Once the first stage checkpoint is saved and no attempt has been requeued,
+    send the task the same signal SLURM sends before a time limit or a preemption (SIGUSR2), once."""
+    stages_dir = store.unit_dir(key) / "stages"
+    while not stop.wait(0.2):
+        if any(e["event"] == "requeued" for e in store.events() if e["key"] == key):
+            return
+        if stages_dir.is_dir() and any(stages_dir.glob("*.pt")):
+            subprocess.run(["scancel", "--signal=USR2", job_id], check=False)
+            return
+
+
 @pytest.mark.timeout(420)
 def test_a_unit_past_its_time_limit_is_requeued_and_resumes_to_the_same_numbers(tmp_path):
     out = tmp_path / "sweep"
@@ -159,13 +173,18 @@ def test_a_unit_past_its_time_limit_is_requeued_and_resumes_to_the_same_numbers(
     (task,) = slurm.submit(store, [unit], spec.slurm)
     stop = threading.Event()
     hurry = threading.Thread(target=_hurry_requeued, args=(task.job_id, stop), daemon=True)
+    warn = threading.Thread(
+        target=_warn_once_a_stage_is_saved, args=(task.job_id, store, unit.key, stop), daemon=True
+    )
     hurry.start()
+    warn.start()
     try:
         reference = run_unit(tmp_path / "reference", unit, "cpu", threads=1)  # the same unit, uninterrupted
         report = slurm.watch(store, [task], poll_s=1)
     finally:
         stop.set()
         hurry.join()
+        warn.join()
     assert reference.state == "done"
     assert report.computed == [unit.key] and not report.problems, report.problems
 
