@@ -257,7 +257,7 @@ def interrupted(ctx: typer.Context, out: Path) -> NoReturn:
 
 LOG_DIR_HELP = (
     "Also write a TensorBoard log to this folder: losses, Λ of the winning and losing views, views "
-    "per class, final metrics with the settings (needs pip install 'multiview[tensorboard]')."
+    "per class, final metrics with the settings (needs the tensorboard package: pip install tensorboard)."
 )
 
 

@@ -205,6 +205,7 @@ def test_help_keeps_bracketed_words_and_lists_every_choice(width):
         "[protocol]",
         "float32|float64",
         "[auto|cpu|cuda[:N]]",
+        "(needsthetensorboardpackage:pipinstalltensorboard)",
     ):
         assert word in flat, word
     for stage in stages.names(stages.SYNTHETIC):
