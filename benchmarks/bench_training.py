@@ -119,3 +119,90 @@ def step_vs_gemm_peak(
         "target": 0.5,
         "met": achieved / peak >= 0.5,
     }
+
+
+def stream_triad(n: int, device: torch.device, dtype: torch.dtype = torch.float32) -> float:
+    """Bytes per second of the STREAM triad a = b + s·c on arrays of ``n`` elements (3 arrays
+    moved: two read, one written), the best of several calls."""
+    b = torch.rand(n, device=device, dtype=dtype)
+    c = torch.rand(n, device=device, dtype=dtype)
+    a = torch.empty_like(b)
+    t = time_call(lambda: torch.add(b, c, alpha=3.0, out=a), device, repeats=10, warmup=3)["min"]
+    return 3 * n * b.element_size() / t
+
+
+def orthogonal_step_passes(q: int) -> dict[str, float]:
+    """How many (U, n·P) arrays one training step of the orthogonal model reads and writes, pass by
+    pass (U = S·k·m units, n·P training patches; the (U, 2k) and (n·P, 2k) factors are small):
+
+    * pre-activations: the feature product's output (1 write), plus the noise coordinates times
+      ‖ξ‖ added to it (2 reads, 1 write);
+    * the smoothed ReLU and its derivative (``act_and_grad_eager``): clamp (1 + 1), scale (1 + 1),
+      t^(q−1) by repeated squaring, shift and clamp in place (2 + 2), the (ϱ/q)·t·t^(q−1) term
+      (3 + 1);
+    * the per-class sums of the activation (1 read);
+    * backward: the slopes times dL/dF (1 + 1), the feature product reads them (1), the noise part
+      of the gradient (1 + 1);
+    * the relative step size: the norms of the parameters and of the gradient (1 + 1);
+    * the update W ← W − η·g (2 reads, 1 write).
+    """
+    squarings = max(q - 1, 1).bit_length() - 1  # t², t⁴, … up to the highest bit of q − 1
+    multiplies = bin(max(q - 1, 1)).count("1") - 1  # the other set bits, multiplied in place
+    power = 2 * squarings + 2 * multiplies + (2 if q - 1 == 1 else 0)  # q = 2: one copy of t
+    return {
+        "pre-activations": 1 + 3,
+        "activation and derivative": 2 + 2 + power + 2 + 2 + 4,
+        "per-class sums": 1,
+        "backward": 2 + 1 + 2,
+        "step size": 2,
+        "update": 3,
+    }
+
+
+FUSED_PASSES = 6.0
+"""What a fused step must move at least: the noise coordinates read once for the pre-activations
+and their norms, the slopes written once and read once for the gradient, and the noise
+coordinates read and written once by the update."""
+
+
+def step_vs_bandwidth(
+    device: torch.device, preset: str = "paper", steps: int = 10, **overrides: Any
+) -> dict[str, Any]:
+    """The orthogonal model's training step against the memory bandwidth of this machine.
+
+    The step is memory-bound: its two products are thin ((U, 2k) × (2k, n·P)), and everything else
+    is element-wise passes over the (U, n·P) pre-activations. The bytes it moves are counted pass
+    by pass (:func:`orthogonal_step_passes`); the bandwidth available is a STREAM triad on arrays
+    of the same size, timed in the same process. ``floor_fraction`` compares the step with the
+    time a fused step moving :data:`FUSED_PASSES` arrays would take at the triad's bandwidth.
+    """
+    cfg = get_preset(preset).with_overrides({"data.noise_model": "orthogonal", **overrides})
+    dist, batch, inputs, dtype = _setup(cfg, device)
+    S, k, m, q = cfg.n_seeds, cfg.data.k, cfg.model.m, cfg.model.q
+    U, nP = S * k * m, cfg.data.n_train * cfg.data.P
+    tcfg = dataclasses.replace(cfg.train, max_steps=steps, loss_threshold=0.0, log_every=10**9)
+    net = _net(cfg, dist, list(range(S)), device, dtype)
+    obj = LabelObjective(batch.y)
+    t_step = time_call(lambda: train(net, inputs, obj, S, tcfg), device, repeats=3, warmup=1)["min"] / (
+        steps + 1
+    )
+    array = U * nP * torch.finfo(dtype).bits // 8
+    passes = orthogonal_step_passes(q)
+    moved = sum(passes.values()) * array
+    triad = stream_triad(U * nP, device, dtype)
+    achieved = moved / t_step
+    return {
+        "preset": preset,
+        "overrides": overrides,
+        "shapes": {"U=S·k·m": U, "n·P": nP, "array_MB": array / 1e6},
+        "passes": passes,
+        "step_seconds": t_step,
+        "bytes_per_step": moved,
+        "achieved_GBps": achieved / 1e9,
+        "triad_GBps": triad / 1e9,
+        "fraction_of_bandwidth": achieved / triad,
+        "floor_seconds": FUSED_PASSES * array / triad,
+        "floor_fraction": FUSED_PASSES * array / triad / t_step,
+        "target": 0.5,
+        "met": achieved / triad >= 0.5,
+    }

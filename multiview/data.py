@@ -96,7 +96,9 @@ def _index(t: Tensor | None, index: Tensor | slice) -> Tensor | None:
 
 
 def _cat(parts: list[Tensor | None]) -> Tensor | None:
-    return None if parts[0] is None else torch.cat(parts)  # type: ignore[arg-type]
+    if parts[0] is None:
+        return None
+    return parts[0] if len(parts) == 1 else torch.cat(parts)  # type: ignore[arg-type]
 
 
 class MultiViewDistribution:
@@ -203,7 +205,8 @@ class MultiViewDistribution:
     def _gaussian_noise(self, patch_feature: Tensor, gen: torch.Generator) -> Tensor:
         """(n, P, d) ξ with per-patch std; projected off span(V) unless ``noise_in_feature_span``."""
         std = self.noise_std(patch_feature)
-        noise = torch.randn(*std.shape, self.config.d, generator=gen, dtype=torch.float64) * std[..., None]
+        noise = torch.randn(*std.shape, self.config.d, generator=gen, dtype=torch.float64)
+        noise.mul_(std[..., None])
         if not self.config.noise_in_feature_span:
             noise -= (noise @ self.features.T) @ self.features
         return noise
@@ -298,7 +301,7 @@ class MultiViewDistribution:
             noise_norm = noise.norm(dim=-1)
             coef = alpha.clone()
             coef.scatter_add_(2, pf[..., None], z[..., None])
-            X = coef @ self.features + noise
+            X = torch.addmm(noise.view(-1, c.d), coef.view(-1, k2), self.features).view(noise.shape)
         return Batch(
             X=X,
             y=y,

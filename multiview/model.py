@@ -42,6 +42,32 @@ def act_and_grad(a: Tensor, q: int, varrho: float) -> tuple[Tensor, Tensor]:
     return precision.compiled(act_and_grad_eager)(a, q, varrho)
 
 
+def logits_and_slopes(
+    a: Tensor, q: int, varrho: float, n: int, P: int, shape: tuple[int, ...]
+) -> tuple[Tensor, Tensor]:
+    """The logits (R, n, k) and the slopes ReLU~′(a) (R·k·m, n·P) of pre-activations ``a``
+    (R·k·m, n·P), which may be overwritten. With ``train.compile`` on, one compiled pass
+    (:func:`fused_logits_and_slopes`); otherwise a few in-place passes."""
+    if precision.compiling():
+        return precision.compiled(fused_logits_and_slopes)(a, q, varrho, n, P, shape)
+    act, slopes = act_and_grad_eager(a, q, varrho)
+    return sum_units(act, n, P, shape), slopes
+
+
+def fused_logits_and_slopes(
+    a: Tensor, q: int, varrho: float, n: int, P: int, shape: tuple[int, ...]
+) -> tuple[Tensor, Tensor]:
+    """:func:`logits_and_slopes` written without in-place operations, so that a compiler fuses
+    the activation, its derivative and the sums into one pass over ``a``."""
+    R, k, m, _ = shape
+    t = a.clamp(0, varrho) * (1.0 / varrho)
+    g = (a > 0).to(a.dtype) if q == 1 else t
+    for _ in range(q - 2):
+        g = g * t
+    act = (a - varrho).clamp(min=0) + (varrho / q) * t * g
+    return act.view(R, k, m, n, P).sum((2, 4)).permute(0, 2, 1), g
+
+
 def act_and_grad_eager(a: Tensor, q: int, varrho: float) -> tuple[Tensor, Tensor]:
     """ReLU~(a) and ReLU~′(a) in a few passes; ``a`` is overwritten with ReLU~(a).
 
@@ -61,10 +87,13 @@ def int_power(t: Tensor, e: int) -> Tensor:
     base = t
     while e:
         if e & 1:
-            result = base.clone() if result is None else result.mul_(base)
+            if result is None:  # take a square the loop made; copy only the caller's tensor
+                result = base.clone() if base is t else base
+            else:
+                result.mul_(base)
         e >>= 1
         if e:
-            base = base * base
+            base = base * base  # a new tensor: ``result`` may hold the previous one
     assert result is not None
     return result
 
@@ -151,8 +180,8 @@ class TwoLayerCNN:
         return inputs.preactivations(self.weights.reshape(R * k * m, D), self.init_std, self.init_key)
 
     def forward(self, inputs: Inputs) -> tuple[Tensor, Tensor]:
-        act, grad = act_and_grad(self.preactivations(inputs), self.q, self.varrho)
-        return sum_units(act, len(inputs), inputs.n_patches, self.shape), grad
+        pre = self.preactivations(inputs)
+        return logits_and_slopes(pre, self.q, self.varrho, len(inputs), inputs.n_patches, self.shape)
 
     def logits(self, inputs: Inputs) -> Tensor:
         return self.forward(inputs)[0]

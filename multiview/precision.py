@@ -38,6 +38,11 @@ def mm(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     return (a.to(low) @ b.to(low)).to(a.dtype)
 
 
+def compiling() -> bool:
+    """Whether ``train.compile`` is on for the runs of this process."""
+    return bool(_state["compile"])
+
+
 def compiled(fn: Callable) -> Callable:
     """``fn`` compiled with ``torch.compile`` when ``train.compile`` is on (once per function,
     kept for the process), else ``fn`` itself."""

@@ -222,7 +222,7 @@ def train(
         eta = step_sizes(params, grad, n_runs, cfg) * active
         if max_flow_time is not None:
             eta = torch.minimum(eta, (max_flow_time - flow_time).clamp_min(0))
-        params.sub_(grad.mul_(eta.repeat_interleave(group).view(R, *([1] * (params.dim() - 1)))))
+        params.addcmul_(grad, eta.repeat_interleave(group).view(R, *([1] * (params.dim() - 1))), value=-1.0)
         flow_time += eta
         steps += active.long()
 

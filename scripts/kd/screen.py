@@ -16,7 +16,8 @@ fraction, the losing views' power-phase progress, test error on ``protocol.kd_ev
 test examples), then what holds the losing views back: how many other classes' features a
 class's neurons learned, and on the training examples that carry an unlearned losing view as a
 cross-class feature, the student's F_i (with and without its noise coordinates) against the
-teacher's. Appends one JSON line per screen to ``--log``.
+teacher's, and the largest |F| on the training set (a blow-up shows there). Appends one JSON line
+per screen to ``--log``.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ from multiview.methods import ensemble_teacher
 from multiview.model import TwoLayerCNN
 from multiview.protocol import load_stage, run_stage
 from multiview.run import Run, logits_on
+from multiview.train import TrainResult, train
 
 
 def first(tensors: dict, S: int, n_seeds: int) -> dict:
@@ -85,7 +87,10 @@ def mechanism(run: Run, weights: torch.Tensor, learned: torch.Tensor, teacher: t
                 if bool(carry.any()):
                     t = teacher[min(s, teacher.shape[0] - 1), carry, i].mean()
                     rows.append([float(full[s, carry, i].mean()), float(feat[s, carry, i].mean()), float(t)])
-    out = {"foreign_features_learned": [int(x) for x in foreign.sum((1, 2))]}
+    out = {
+        "foreign_features_learned": [int(x) for x in foreign.sum((1, 2))],
+        "max_abs_train_logit": float(full.abs().max()),
+    }
     if rows:
         r = torch.tensor(rows)
         out["unlearned_views"] = len(rows)
@@ -93,6 +98,89 @@ def mechanism(run: Run, weights: torch.Tensor, learned: torch.Tensor, teacher: t
         out["F_i_features_only"] = round(float(r[:, 1].mean()), 3)
         out["teacher_G_i"] = round(float(r[:, 2].mean()), 3)
     return out
+
+
+def push_split(run: Run, learner: TwoLayerCNN, objective, loser: torch.Tensor, done: torch.Tensor) -> dict:
+    """Where the push on the losing views comes from: for each (student, class) whose losing view
+    (R, k) is not learned yet (``done`` (R, k) False), the descent direction's component along that
+    view on its best neuron, summed over the class's own training examples and over the other
+    classes' examples (which carry the view only as a cross-class feature); medians over pairs."""
+    cfg, X = run.cfg, run.train_inputs
+    k, m = cfg.data.k, cfg.model.m
+    R, N, P = learner.weights.shape[0], len(X), X.n_patches
+    logits, slopes = learner.forward(X)
+    leaf = logits.detach().requires_grad_(True)
+    surrogate, _ = objective(objective.combine(leaf), torch.arange(N))
+    (dlogits,) = torch.autograd.grad(surrogate.sum(), leaf)  # (R, N, k)
+    feature = 2 * torch.arange(k)[None, :] + loser  # (R, k)
+    coef = X.coef.permute(2, 0, 1)[feature]  # (R, k, N, P): the view's weight on every patch
+    along = torch.einsum("rkinp,rknp->rkin", slopes.view(R, k, m, N, P), coef)  # (R, k, m, N)
+    corr = run.dist.feature_coordinates(learner.weights)  # (R, k, m, 2k)
+    best = corr.gather(-1, feature[:, :, None, None].expand(R, k, m, 1)).squeeze(-1).argmax(-1)
+    along = along.gather(2, best[:, :, None, None].expand(R, k, 1, N)).squeeze(2)  # (R, k, N)
+    push = -dlogits.permute(0, 2, 1) * along  # (R, k, N)
+    own = run.train.y[None, :] == torch.arange(k)[:, None]  # (k, N)
+    keep = ~done
+    if not bool(keep.any()):
+        return {}
+    return {
+        "push_own_examples": float((push * own).sum(-1)[keep].median()),
+        "push_other_examples": float((push * ~own).sum(-1)[keep].median()),
+    }
+
+
+def tracing_trainer(run: Run, every: int):
+    """A trainer that trains in segments of ``every`` steps (the same trajectory: each step depends
+    on the weights alone) and prints the push split after each; the histories are joined."""
+
+    def trainer(learner, X, objective, n_runs, tcfg, *, max_steps, max_flow_time=None, probe=None, **kw):
+        L0 = run.dist.feature_coordinates(learner.weights)
+        k = run.cfg.data.k
+        idx = torch.arange(k)
+        L0 = L0.view(*L0.shape[:-1], k, 2)[:, idx, :, idx].permute(1, 0, 2, 3).amax(2)  # (R, k, 2)
+        loser = L0.argmin(-1)
+        parts: list[TrainResult] = []
+        done = 0
+        flow = torch.zeros(n_runs, dtype=learner.weights.dtype)
+        while done < max_steps:
+            n = min(every, max_steps - done)
+            limit = None if max_flow_time is None else max_flow_time - float(flow.min())
+            r = train(
+                learner, X, objective, n_runs, tcfg, max_steps=n, max_flow_time=limit, probe=probe, **kw
+            )
+            if parts:  # join: shift this segment's record by the steps and flow time so far
+                r.history["step"] = r.history["step"] + done
+                r.history["flow_time"] = r.history["flow_time"] + flow
+            parts.append(r)
+            done += n
+            flow = flow + r.flow_time
+            lam = run.dist.feature_coordinates(learner.weights)
+            lam = lam.view(*lam.shape[:-1], k, 2)[:, idx, :, idx].permute(1, 0, 2, 3).amax(2)
+            learned = lam.gather(-1, loser[..., None]).squeeze(-1) >= run.cfg.model.varrho
+            print(
+                json.dumps({"step": done, **push_split(run, learner, objective, loser, learned)}), flush=True
+            )
+            if all(reason != "max_steps" for reason in r.stopped_by):
+                break
+        last = parts[-1]
+        # each later segment's first record repeats the previous segment's last one
+        history = {
+            key: torch.cat([p.history[key][1 if i else 0 :] for i, p in enumerate(parts)])
+            for key in last.history
+            if key in parts[0].history
+        }
+        return TrainResult(
+            steps=sum(p.steps for p in parts),
+            converged=last.converged,
+            final_loss=last.final_loss,
+            final_train_accuracy=last.final_train_accuracy,
+            flow_time=flow,
+            seconds=sum(p.seconds for p in parts),
+            stopped_by=last.stopped_by,
+            history=history,
+        )
+
+    return trainer
 
 
 def main() -> None:
@@ -105,6 +193,12 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--log", type=Path, default=Path("scripts/kd/screen.jsonl"))
     ap.add_argument("--name", default="")
+    ap.add_argument(
+        "--trace",
+        type=int,
+        default=0,
+        help="every TRACE steps, print where the losing views' push comes from",
+    )
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
 
@@ -114,6 +208,8 @@ def main() -> None:
     S = a.students
     run = Run.create(cfg.with_overrides({"n_seeds": S}), "cpu")  # the full run's data
     run.tensors["single"] = first(single, S, cfg.n_seeds) if a.stage == "self_kd" else single
+    if a.trace:
+        run.trainer = tracing_trainer(run, a.trace)
     t0 = time.perf_counter()
     part, tensors = run_stage(run, a.stage)
     seconds = time.perf_counter() - t0
