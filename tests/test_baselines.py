@@ -42,6 +42,24 @@ def test_tangent_scale_gives_unit_rms_tangent_features():
     assert torch.allclose(alone, scale[1:2], rtol=1e-12)
 
 
+def test_tangent_scale_defaults_to_four_probes_per_unit():
+    inputs, w0 = _setup()
+    seeds = [0, 1, 2]
+    default = tangent_scale(inputs, w0, Q, VARRHO, 0.0, 0, probe_seeds=seeds)
+    assert torch.equal(default, tangent_scale(inputs, w0, Q, VARRHO, 0.0, 0, probe_seeds=seeds, probes=4))
+    assert not torch.equal(default, tangent_scale(inputs, w0, Q, VARRHO, 0.0, 0, probe_seeds=seeds, probes=5))
+
+
+def test_a_given_scale_takes_the_weights_dtype():
+    inputs, w0 = _setup()
+    w32 = w0.float()
+    ntk = LinearizedCNN(w32, Q, VARRHO, 0.0, 0, torch.tensor([3.0, 0.5, 7.0], dtype=torch.float64))
+    assert ntk.scale.dtype == torch.float32 and ntk.scale.tolist() == [3.0, 0.5, 7.0]
+    for w in (w0, w32):  # no scale given: ones of the weights' dtype
+        ones = LinearizedCNN(w, Q, VARRHO, 0.0, 0).scale
+        assert ones.dtype == w.dtype and ones.tolist() == [1.0, 1.0, 1.0]
+
+
 def test_linearized_forward_is_first_order_expansion():
     inputs, w0 = _setup()
     scale = torch.tensor([3.0, 0.5, 7.0], dtype=torch.float64)

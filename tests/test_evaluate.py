@@ -58,6 +58,8 @@ def test_a_stratum_of_one_example_and_an_empty_stratum():
     assert e["single_view"].shape == (2,) and e["single_view"].dtype == torch.float64
     assert torch.isnan(e["single_view"]).all()
     assert torch.allclose(e["multi_view"], torch.tensor([1 / 3, 2 / 3], dtype=torch.float64))
+    e = error_rates(LOGITS[:1, :3], multi)  # one model: one NaN
+    assert e["single_view"].shape == (1,) and torch.isnan(e["single_view"]).all()
 
 
 def test_single_view_errors_explained_by_the_unlearned_dominant_view():

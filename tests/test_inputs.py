@@ -93,6 +93,23 @@ def test_slices_and_index_tensors_keep_the_examples_and_their_offset():
     assert part.n_train == N and part.index.tolist() == [2, 3, 4] and part.n_patches == P
 
 
+def test_consecutive_training_examples_read_their_noise_columns_as_one_slice():
+    """The usual case (the whole training set, or a run of consecutive examples, one example
+    included) takes a slice of W, so the products read W without gathering it."""
+    full = _training_set()
+    W = _weights()
+    for part, first, n in ((full, 0, N), (full[2:5], 2, 3), (full[4:5], 4, 1), (full[0:1], 0, 1)):
+        cols, seen = part._noise_columns()
+        assert cols == slice(K2 + first * P, K2 + (first + n) * P) and seen.all()
+        coords = part.noise_coordinates(W, 0.0, 0)
+        assert coords.data_ptr() == W[:, cols].data_ptr()  # a view of W
+        expected = W @ _explicit(part).reshape(-1, D).T
+        assert torch.allclose(part.preactivations(W), expected, rtol=1e-13, atol=1e-14)
+    shuffled = full[torch.tensor([1, 0])]
+    cols, _ = shuffled._noise_columns()
+    assert cols.tolist() == [K2 + P + p for p in range(P)] + [K2 + p for p in range(P)]
+
+
 # --- fresh coordinates ----------------------------------------------------------------------------
 
 

@@ -136,7 +136,9 @@ def test_eager_and_fused_passes_give_the_smoothed_relu_and_its_slope(q):
     # the fused pass: (R·k·m, n·P) pre-activations → logits (R, n, k) and the same slopes
     R, k, m, n, P = 2, 3, 4, 5, 6
     a = torch.randn(R * k * m, n * P, generator=torch.Generator().manual_seed(q), dtype=torch.float64) * 0.1
+    a[0, :2] = torch.tensor([0.0, varrho])  # the ends of the polynomial piece
     logits, slopes = fused_logits_and_slopes(a, q, varrho, n, P, (R, k, m, 7))
+    assert slopes[0, 0] == 0.0 and slopes[0, 1] == 1.0
     assert logits.shape == (R, n, k)
     expected = smoothed_relu(a, q, varrho).view(R, k, m, n, P).sum((2, 4)).permute(0, 2, 1)
     assert torch.allclose(logits, expected, rtol=1e-12, atol=1e-15)
@@ -177,6 +179,8 @@ def test_each_replica_is_drawn_from_its_own_named_generator():
     for row, i in enumerate([2, 0]):
         draw = torch.randn(3, 2, 5, generator=generator(4, "model", i), dtype=torch.float64) * 0.1
         assert torch.equal(W[row], draw.float())
+    # drawn on the CPU, then moved where asked
+    assert init_weights(4, "model", [0], 3, 2, 5, 0.1, device="meta").device.type == "meta"
 
 
 def test_cnn_defaults_and_interface():

@@ -176,6 +176,9 @@ GRAD = _rows([3.0, 0.0], [0.0, 4.0], [0.0, 0.5], [0.25, 0.0])  # run norms 5 and
 def test_constant_step_is_the_learning_rate():
     eta = step_sizes(PARAMS, GRAD, 2, TrainConfig(step="constant", lr=0.1, delta=0.5))
     assert eta.dtype == torch.float64 and eta.tolist() == [0.1, 0.1]
+    # a rate larger than the relative (δ·‖w‖/‖g‖ = 1/6 for run 0) and normalized rules allow
+    large = step_sizes(PARAMS, GRAD, 2, TrainConfig(step="constant", lr=1.0, delta=0.5))
+    assert large.tolist() == [1.0, 1.0]
 
 
 def test_normalized_step_moves_each_run_by_delta_at_most_the_learning_rate():
