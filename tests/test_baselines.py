@@ -6,9 +6,10 @@ from __future__ import annotations
 import pytest
 import torch
 
-from multiview.baselines import LinearizedCNN, tangent_scale
-from multiview.inputs import DenseInputs
-from multiview.model import TwoLayerCNN, init_weights
+from multiview.baselines import LinearizedCNN, RandomFeatures, random_feature_map, tangent_scale
+from multiview.evaluate import batched_logits
+from multiview.inputs import DenseInputs, OrthogonalInputs
+from multiview.model import TwoLayerCNN, init_weights, smoothed_relu
 
 Q, VARRHO, SIGMA = 4, 0.1, 0.01
 
@@ -39,6 +40,24 @@ def test_tangent_scale_gives_unit_rms_tangent_features():
     # a replica's scale does not depend on the other replicas in the batch
     alone = tangent_scale(inputs, w0[1:2], Q, VARRHO, 0.0, 0, probe_seeds=[1], probes=2000)
     assert torch.allclose(alone, scale[1:2], rtol=1e-12)
+
+
+def test_tangent_scale_defaults_to_four_probes_per_unit():
+    inputs, w0 = _setup()
+    seeds = [0, 1, 2]
+    default = tangent_scale(inputs, w0, Q, VARRHO, 0.0, 0, probe_seeds=seeds)
+    assert torch.equal(default, tangent_scale(inputs, w0, Q, VARRHO, 0.0, 0, probe_seeds=seeds, probes=4))
+    assert not torch.equal(default, tangent_scale(inputs, w0, Q, VARRHO, 0.0, 0, probe_seeds=seeds, probes=5))
+
+
+def test_a_given_scale_takes_the_weights_dtype():
+    inputs, w0 = _setup()
+    w32 = w0.float()
+    ntk = LinearizedCNN(w32, Q, VARRHO, 0.0, 0, torch.tensor([3.0, 0.5, 7.0], dtype=torch.float64))
+    assert ntk.scale.dtype == torch.float32 and ntk.scale.tolist() == [3.0, 0.5, 7.0]
+    for w in (w0, w32):  # no scale given: ones of the weights' dtype
+        ones = LinearizedCNN(w, Q, VARRHO, 0.0, 0).scale
+        assert ones.dtype == w.dtype and ones.tolist() == [1.0, 1.0, 1.0]
 
 
 def test_linearized_forward_is_first_order_expansion():
@@ -122,3 +141,112 @@ def test_fixed_inputs_give_the_same_steps():
     # other inputs are computed afresh
     other = DenseInputs(inputs.X[:3].clone())
     assert torch.equal(plain.forward(other)[0], fixed.forward(other)[0])
+
+
+# --- random features ----------------------------------------------------------------------------
+
+
+def _orthogonal_test_inputs(n: int = 9, P: int = 4, k2: int = 4, n_train: int = 6):
+    """Unseen examples under the orthogonal model: every noise direction is fresh."""
+    gen = torch.Generator().manual_seed(5)
+    coef = torch.rand(n, P, k2, generator=gen, dtype=torch.float64)
+    norm = 0.5 + torch.rand(n, P, generator=gen, dtype=torch.float64)
+    return OrthogonalInputs(coef, norm, torch.full((n,), -1), n_train, fresh_key=11)
+
+
+def test_random_features_are_the_cnn_with_one_neuron_per_feature():
+    """φ_{r,f}(X) = Σ_p ReLU~(⟨w_{r,f}, x_p⟩): the logits of a CNN whose F "classes" have one neuron
+    each, chunk by chunk the same (fresh noise coordinates of unseen examples included)."""
+    dense, _ = _setup()
+    ortho = _orthogonal_test_inputs()
+    for inputs, D, init_std in ((dense, 11, 0.0), (ortho, 4 + 6 * 4, 0.3)):
+        W = init_weights(0, "rf-test", [0, 1], 5, 1, D, 0.5, dtype=torch.float64)  # R = 2, F = 5
+        cnn = TwoLayerCNN(W, Q, VARRHO, init_std, init_key=3)
+        for chunk in (len(inputs), 4):
+            phi = random_feature_map(inputs, W[:, :, 0], Q, VARRHO, init_std, 3, chunk)
+            expected = batched_logits(cnn, inputs, chunk).permute(1, 0, 2)
+            assert phi.shape == (len(inputs), 2, 5)
+            assert torch.allclose(phi, expected, rtol=1e-12, atol=1e-14)
+    W = init_weights(0, "rf-test", [0, 1], 5, 1, 11, 0.5, dtype=torch.float64)[:, :, 0]
+    explicit = smoothed_relu(torch.einsum("rfd,npd->nrfp", W, dense.X), Q, VARRHO).sum(-1)
+    assert torch.allclose(random_feature_map(dense, W, Q, VARRHO, 0.0, 0), explicit, rtol=1e-12)
+
+
+def test_random_features_readout_forward_backward_and_scratch():
+    gen = torch.Generator().manual_seed(6)
+    phi = torch.randn(7, 2, 5, generator=gen, dtype=torch.float64)  # (n, R, F)
+    readout = torch.randn(2, 3, 5, generator=gen, dtype=torch.float64)  # (R, k, F)
+    rf = RandomFeatures(readout)
+    assert rf.params is readout
+    logits, cache = rf.forward(phi)
+    expected = torch.stack([phi[:, r] @ readout[r].T for r in range(2)])  # (R, n, k)
+    assert torch.allclose(logits, expected, rtol=1e-12) and cache is phi
+    dlogits = torch.randn(2, 7, 3, generator=gen, dtype=torch.float64)
+    leaf = readout.clone().requires_grad_(True)
+    (grad,) = torch.autograd.grad((RandomFeatures(leaf).forward(phi)[0] * dlogits).sum(), leaf)
+    assert torch.allclose(rf.backward(phi, cache, dlogits), grad, rtol=1e-12)
+    assert rf.scratch_bytes_per_example(phi) == 3 * 2 * (5 + 3) * 8
+
+
+# --- the linearized CNN -------------------------------------------------------------------------
+
+
+def test_the_linearization_at_zero_is_the_cnn_also_on_fresh_noise():
+    """At Δ′ = 0 the linearized CNN is the CNN at W_0, with the same initial coordinates on the
+    noise of unseen examples (σ_0 and the initialization's key); Δ′ has none there."""
+    inputs = _orthogonal_test_inputs()
+    w0 = init_weights(0, "ntk-test", [0, 1], 3, 2, 4 + 6 * 4, 0.2, dtype=torch.float64)  # R = 2 ≠ k = 3
+    ntk = LinearizedCNN(w0, Q, VARRHO, 0.3, init_key=9)
+    assert torch.equal(ntk.scale, torch.ones(2, dtype=torch.float64))
+    cnn = TwoLayerCNN(w0, Q, VARRHO, 0.3, init_key=9)
+    assert torch.allclose(ntk.forward(inputs)[0], cnn.forward(inputs)[0], rtol=1e-12)
+    # a step Δ′ along the feature coordinates only moves the logits through them
+    ntk.delta = torch.zeros_like(w0)
+    ntk.delta[..., :4] = 1e-6
+    moved = TwoLayerCNN(w0 + ntk.delta, Q, VARRHO, 0.3, init_key=9).forward(inputs)[0]
+    lin = ntk.forward(inputs)[0]
+    assert (lin - moved).abs().max() < 1e-3 * (moved - cnn.forward(inputs)[0]).abs().max()
+
+
+class _CountingInputs(DenseInputs):
+    """Dense inputs that count the pre-activation products taken on them."""
+
+    products = 0
+
+    def preactivations(self, W, fresh_std=0.0, fresh_key=0):
+        type(self).products += 1
+        return super().preactivations(W, fresh_std, fresh_key)
+
+
+def test_fixed_inputs_skip_the_product_at_w0():
+    dense, w0 = _setup()
+    inputs = _CountingInputs(dense.X)
+    ntk = LinearizedCNN(w0, Q, VARRHO, 0.0, 0)
+    ntk.fix_inputs(inputs)
+    _CountingInputs.products = 0
+    ntk.forward(inputs)
+    assert _CountingInputs.products == 1  # only ⟨Δ′, x_p⟩
+    ntk.forward(_CountingInputs(dense.X.clone()))
+    assert _CountingInputs.products == 3  # other inputs: ⟨w⁰, x_p⟩ as well
+    assert ntk.scratch_bytes_per_example(dense) == 5 * 5 * w0[..., 0].numel() * 8
+
+
+def test_tangent_scale_is_the_documented_estimate():
+    """c_r = 1/√(mean over probes, units and examples of ⟨t_{u,x}, v⟩²), v ~ N(0, I) drawn in
+    float64 from replica r's probe seed, one (k·m, D) block per probe; four probes unless told."""
+    inputs, w0 = _setup(R=2)
+    R, k, m, d = w0.shape
+    seeds = [5, 8]
+    pre = torch.einsum("rkmd,npd->rkmnp", w0, inputs.X)
+    slope = (pre.clamp(0, VARRHO) / VARRHO) ** (Q - 1)
+    t = torch.einsum("rkmnp,npd->rkmnd", slope, inputs.X).reshape(R, k * m, -1, d)
+    gens = [torch.Generator().manual_seed(s) for s in seeds]
+    total = torch.zeros(R, dtype=torch.float64)
+    for _ in range(4):
+        v = torch.stack([torch.randn(k * m, d, generator=g, dtype=torch.float64) for g in gens])
+        total += torch.einsum("rund,rud->run", t, v).pow(2).sum((1, 2))
+    expected = (total / (4 * k * m * len(inputs))).rsqrt()
+    got = tangent_scale(inputs, w0, Q, VARRHO, 0.0, 0, probe_seeds=seeds)
+    assert torch.allclose(got, expected, rtol=1e-10)
+    f32 = tangent_scale(DenseInputs(inputs.X.float()), w0.float(), Q, VARRHO, 0.0, 0, seeds)
+    assert f32.dtype == torch.float32 and torch.allclose(f32.double(), expected, rtol=1e-4)

@@ -230,3 +230,184 @@ def test_every_check_names_its_theorem_and_explained_failures_point_to_pages_tha
     assert bounds.theorem_of("ntk_kd_falls_short") == "baseline"
     assert bounds.theorem_of("kd_gain_from_dark_knowledge") == "Thm 3 control"
     assert bounds.stage_of("self_distillation") == "self_kd" and bounds.stage_of("lottery_at_init") is None
+
+
+# --- the stratified error ---------------------------------------------------------------------
+
+
+def test_stratified_error_weights_the_two_strata_by_mu():
+    te = {"multi_view": [0.1, 0.2], "single_view": [0.5, 0.7]}
+    assert bounds.stratified(te, 0.25) == pytest.approx([0.75 * 0.1 + 0.25 * 0.5, 0.75 * 0.2 + 0.25 * 0.7])
+
+
+def test_an_empty_stratum_counts_only_where_its_weight_is_zero():
+    nan = float("nan")
+    # μ = 1: no multi-view test examples (NaN, or null in JSON), and none are needed
+    assert bounds.stratified({"multi_view": [nan, None], "single_view": [0.5, 0.7]}, 1.0) == [0.5, 0.7]
+    # μ = 0: likewise for the single-view stratum
+    assert bounds.stratified({"multi_view": [0.1, 0.2], "single_view": [nan, None]}, 0.0) == [0.1, 0.2]
+    # a stratum of positive weight without examples leaves the error unknown
+    for mv, sv in (([nan], [0.5]), ([0.1], [nan])):
+        (out,) = bounds.stratified({"multi_view": mv, "single_view": sv}, 0.5)
+        assert math.isnan(out)
+
+
+def test_checks_at_mu_zero_report_no_ratio_to_mu():
+    """The ablation without single-view data (μ = 0): errors are judged, ratios to μ are absent."""
+    c = SimConfig().with_overrides({"data.mu": 0.0, "data.n_test": N_TEST})
+    (e,) = bounds.check({"ensemble": part(0.0, K=2)}, c)
+    assert e["measured_over_mu"] is None and e["measured"] == 0.0
+    assert e["passed"] is False  # err < 0.01·0 cannot hold
+
+
+# --- what every entry reports -----------------------------------------------------------------
+
+
+def full_results() -> dict:
+    """Every stage of the synthetic protocol, with the fixed-feature baselines."""
+    return {
+        **gain_results(E_ERR),
+        "kd": part(E_ERR, K=2),
+        "kd_onehot": part(S_ERR),
+        **{stage: part(E_ERR, K=2) for stage in ("self_kd", "ensemble_of_kd")},
+    }
+
+
+CLAIMS = {
+    "single_model": "Thm 1: a single model fits the training set (100 % accuracy) and has "
+    "0.49μ ≤ err ≤ 0.51μ",
+    "one_view_per_class": "mechanism: exactly one view learned per (model, class) (≥ 90%)",
+    "lottery_at_init": "mechanism: for classes in the lottery-winning set M (Λ_{i,ℓ}(0) ≥ (1 + 1/log²m)·"
+    "Λ_{i,3−ℓ}(0)), the learned view is the lottery's winner (≥ 90%)",
+    "errors_explained": "mechanism: misclassified single-view test examples have an unlearned dominant view "
+    "(≥ 90%)",
+    "ensemble": "Thm 2: the ensemble of 2 models has err < 0.01μ",
+    "knowledge_distillation": "Thm 3: a student distilled from the ensemble has err < 0.01μ",
+    "self_distillation": "Thm 4: a self-distilled student has err < 0.26μ",
+    "ensemble_of_kd": "the ensemble of KD students has err < 0.01μ",
+    "training_average_no_gain": "training the average of K networks recovers less than half of the "
+    "ensemble's gain",
+    "kd_gain_from_dark_knowledge": "mechanism of Thm 3: a student of a one-hot teacher (no dark knowledge) "
+    "recovers less than half of KD's gain",
+    "random_features_average_matches_ensemble": "random features: training the average recovers at least "
+    "half of the ensemble's gain",
+    "random_features_kd_falls_short": "random features: KD into one model of the original size recovers "
+    "less than half of the ensemble's gain",
+    "ntk_average_matches_ensemble": "NTK: training the average recovers at least half of the ensemble's gain",
+    "ntk_kd_falls_short": "NTK: KD into one model of the original size recovers less than half of the "
+    "ensemble's gain",
+}
+
+
+def test_every_check_in_order_with_its_claim():
+    checks = bounds.check(full_results(), cfg())
+    assert [(b["name"], b["claim"]) for b in checks] == list(CLAIMS.items())
+
+
+def test_an_error_entry_reports_its_numbers():
+    e = verdict({"ensemble": part(0.002, 0.004, K=2)}, "ensemble")
+    assert e == {
+        "name": "ensemble",
+        "claim": CLAIMS["ensemble"],
+        "measured": pytest.approx(0.003),
+        "measured_over_mu": pytest.approx(0.006),
+        "bound": {"high": 0.01 * MU},
+        "ci95": {
+            "binomial": pytest.approx(list(bounds.wilson_interval(30, N_TEST))),
+            "seeds": pytest.approx(bounds.seed_interval([0.002, 0.004])),
+        },
+        "passed": True,
+        "per_model": [0.002, 0.004],
+        "raw": pytest.approx(0.003),
+        "theorem": "Thm 2",
+        "stage": "ensemble",
+    }
+
+
+def test_an_unmeasured_error_has_no_binomial_interval():
+    nan = float("nan")
+    e = verdict({"ensemble": part(nan, nan, K=2)}, "ensemble")
+    assert math.isnan(e["measured"]) and e["ci95"] == {"binomial": None, "seeds": None}
+
+
+def test_the_single_model_entry_reports_the_fit_and_the_models_in_band():
+    e = verdict({"single": single(0.25, 0.3, accuracy=1.0)}, "single_model")
+    assert e["train_accuracy_min"] == 1.0 and e["models_in_band"] == 1
+    assert e["per_model"] == [0.25, 0.3] and e["raw"] == pytest.approx(0.275)
+
+
+def test_mechanism_entries_report_their_fraction_and_bound():
+    r = {"single": single(0.25, 0.25, one_view=0.95, lottery=0.93)}
+    r["single"]["views"]["lottery_agreement"] = 0.7  # over every class, not only those in M
+    e = verdict(r, "one_view_per_class")
+    assert e == {
+        "name": "one_view_per_class",
+        "claim": CLAIMS["one_view_per_class"],
+        "measured": 0.95,
+        "measured_over_mu": None,
+        "bound": {"low": 0.9},
+        "ci95": {"binomial": None, "seeds": None},
+        "passed": True,
+        "theorem": "mechanism",
+    }
+    lot = verdict(r, "lottery_at_init")
+    assert lot["measured"] == 0.93 and lot["all_classes"] == 0.7 and lot["pairs_in_M"] == 10
+
+
+@pytest.mark.parametrize(("explained", "passed"), [([0.9], True), ([below(0.9)], False), ([0.8, 1.0], True)])
+def test_errors_explained_is_at_least_ninety_percent(explained, passed):
+    r = {"single": single(0.25, 0.25)}
+    r["single"]["explanation"]["errors_explained"] = explained
+    e = verdict(r, "errors_explained")
+    assert e["passed"] is passed and e["measured"] == pytest.approx(sum(explained) / len(explained))
+
+
+def test_gain_entries_report_the_rule_and_the_numbers_it_uses():
+    r = gain_results(0.1)
+    no_gain = verdict(r, "training_average_no_gain")
+    assert no_gain["bound"] == {
+        "single": S_ERR,
+        "ensemble": E_ERR,
+        "ensemble_gain": S_ERR - E_ERR,
+        "half_gain_error": HALF,
+        "rule": "err > err(single) − ½·(err(single) − err(ensemble))",
+    }
+    assert no_gain["measured"] == 0.1 and no_gain["per_model"] == [0.1] and no_gain["raw"] == 0.1
+    matches = verdict(r, "ntk_average_matches_ensemble")
+    assert matches["bound"]["rule"] == "err ≤ err(single) − ½·(err(single) − err(ensemble))"
+    assert matches["method_gain_fraction"] == pytest.approx((S_ERR - 0.1) / (S_ERR - E_ERR))
+    assert "raw" not in matches  # a baseline's stages have no raw error of their own
+
+
+def test_a_baseline_family_is_checked_without_the_other():
+    r = gain_results(E_ERR)
+    del r["random_features"]
+    names = [b["name"] for b in bounds.check(r, cfg())]
+    assert "ntk_average_matches_ensemble" in names and "ntk_kd_falls_short" in names
+    assert not any(n.startswith("random_features") for n in names)
+
+
+def exact_gain_ensemble(single_err: float, gain: float) -> float:
+    """An ensemble error e with single_err − e == gain exactly in floating point."""
+    e = single_err - gain
+    for _ in range(8):
+        if single_err - e == gain:
+            return e
+        e = float(np.nextafter(e, math.inf if single_err - e > gain else -math.inf))
+    raise AssertionError("no exact ensemble error near the gain")
+
+
+def test_the_noise_floor_is_two_standard_errors_inclusive():
+    """Gain ≤ 2·SE, SE = √(2·err(1 − err)/n) of the single model's error: not judged; just above: judged."""
+    n = 2000
+    c = SimConfig().with_overrides({"data.mu": MU, "data.n_test": n})
+    two_se = 2 * math.sqrt(S_ERR * (1 - S_ERR) / n) * math.sqrt(2)
+    at = exact_gain_ensemble(S_ERR, two_se)
+    for ens, judged in ((at, False), (below(at), True)):  # a gain of exactly 2·SE, and just above
+        r = {"single": single(S_ERR), "ensemble": part(ens), "training_average": part(S_ERR)}
+        (e,) = [b for b in bounds.check(r, c) if b["name"] == "training_average_no_gain"]
+        assert (e["passed"] is not None) is judged
+        if not judged:
+            assert e["note"] == (
+                f"the ensemble gain {two_se:.4f} is within noise (2·SE = {two_se:.4f}); nothing to compare"
+            )

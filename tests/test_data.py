@@ -78,8 +78,10 @@ def test_batch_structure(cfg, seed):
     assert torch.allclose(sums, b.totals, atol=1e-10)
     # α in [0, γ].
     assert b.alpha.min() >= 0 and b.alpha.max() <= cfg.gamma + 1e-12
-    # Dominant views only for single-view examples.
-    assert torch.all((b.dominant >= 0) == b.single)
+    # Dominant views only for single-view examples (−1 marks a multi-view example), and −1 marks a
+    # patch without a feature.
+    assert torch.all((b.dominant >= 0) == b.single) and torch.all(b.dominant[~b.single] == -1)
+    assert torch.all(b.patch_feature >= -1) and torch.all(b.patch_feature < k2)
 
 
 def _in(x, lo, hi):
@@ -184,3 +186,258 @@ def test_cap_error_mode_names_the_fields():
 def test_impossible_parameters_are_refused(kwargs, field):
     with pytest.raises(ConfigError, match=field):
         MultiViewDistribution(_dc(**kwargs), 0)
+
+
+# --- the draws themselves -----------------------------------------------------------------------
+
+
+def fingerprint(t: torch.Tensor) -> float:
+    """A position-weighted sum: changes when any value changes or values trade places."""
+    t = t.double().flatten()
+    return float((t * (1 + torch.arange(t.numel(), dtype=torch.float64) / t.numel())).sum())
+
+
+PINNED = {
+    "gaussian": (
+        _dc(
+            k=3,
+            d=16,
+            P=8,
+            C_p=2,
+            s=1.5,
+            mu=0.5,
+            gamma=0.05,
+            sigma_p=0.1,
+            feature_noise="sparse",
+            noise_in_feature_span=False,
+        ),
+        {
+            "y": [0, 2, 2, 0, 2, 0],
+            "single": [True, False, True, True, True, True],
+            "dominant": [0, -1, 1, 1, 1, 0],
+            "capped": [True, False, True, True, False, False],
+            "patch_feature": [
+                [5, 5, 0, 4, 4, 1, 1, 0],
+                [-1, 1, 5, 1, 4, 5, 4, -1],
+                [5, 0, 4, 2, 0, 5, 2, 4],
+                [5, 1, 5, 0, 2, 2, 1, 0],
+                [4, 2, 1, 1, 2, 5, 4, 5],
+                [1, 4, 4, 3, 1, 3, 0, 0],
+            ],
+        },
+        {
+            "features": -6.317283493256788,
+            "totals": 17.77064263675491,
+            "z": 17.83923487033175,
+            "alpha": 3.918062945331978,
+            "noise_norm": 20.968650997258724,
+            "X": -11.713851855379552,
+            "fresh": -0.6300852934756722,
+        },
+    ),
+    "orthogonal": (
+        _dc(
+            k=2,
+            d=50,
+            P=9,
+            C_p=3,
+            s=1.0,
+            mu=0.5,
+            gamma=0.02,
+            sigma_p=0.1,
+            split="even",
+            noise_model="orthogonal",
+        ),
+        {
+            "y": [1, 1, 0, 0, 0, 1],
+            "single": [True, False, True, True, True, True],
+            "dominant": [0, -1, 1, 1, 1, 0],
+            "capped": [False, True, True, False, False, False],
+            "patch_feature": [
+                [-1, 2, 2, 2, -1, 3, 3, 3, -1],
+                [3, 0, 2, 2, 0, 3, 3, 0, 2],
+                [1, 0, 0, 1, 2, 2, 0, 2, 1],
+                [1, 1, 0, 0, 2, 2, 0, 1, 2],
+                [2, 2, 0, 1, 1, 0, 1, 0, 2],
+                [0, 2, 0, 2, 3, 2, 3, 3, 0],
+            ],
+        },
+        {
+            "features": -0.9400914268734035,
+            "totals": 16.67413540934905,
+            "z": 16.66272234662115,
+            "alpha": 3.053255511152424,
+            "noise_norm": 54.77252959058265,
+            "fresh": -0.17022397803095102,
+        },
+    ),
+}
+
+
+@pytest.mark.parametrize("model", list(PINNED))
+def test_the_draws_of_a_seed_are_pinned(model):
+    """Seed 7's features, examples and fresh noise, as every published number was drawn: a change
+    to the sampler (its streams, their order, their precision) shows here first. Integer draws are
+    exact; real ones are position-weighted sums (rel. 1e-12, 1e-9 where a QR or a product enters)."""
+    cfg, exact, sums = PINNED[model]
+    dist = MultiViewDistribution(cfg, 7)
+    b = dist.sample(6, "train", dtype=torch.float64)
+    for name, value in exact.items():
+        assert getattr(b, name).tolist() == value, name
+    assert fingerprint(dist.features) == pytest.approx(sums["features"], rel=1e-9)
+    for name in ("totals", "z", "alpha"):
+        assert fingerprint(getattr(b, name)) == pytest.approx(sums[name], rel=1e-12), name
+    assert fingerprint(b.noise_norm) == pytest.approx(sums["noise_norm"], rel=1e-9)
+    if "X" in sums:
+        assert fingerprint(b.X) == pytest.approx(sums["X"], rel=1e-9)
+    D = dist.weight_dim(6)
+    W = torch.linspace(-1, 1, 2 * cfg.k * D, dtype=torch.float64).view(2, cfg.k, 1, D)
+    assert fingerprint(dist.fresh_noise_correlations(W, b, 0.01)) == pytest.approx(sums["fresh"], rel=1e-9)
+
+
+def test_another_seed_draws_other_features_data_and_fresh_noise():
+    cfg = PINNED["gaussian"][0]
+    a, b = MultiViewDistribution(cfg, 7), MultiViewDistribution(cfg, 8)
+    assert not torch.allclose(a.features, b.features)
+    ba, bb = a.sample(6, "train", dtype=torch.float64), b.sample(6, "train", dtype=torch.float64)
+    assert not torch.equal(ba.totals, bb.totals)
+    W = torch.ones(1, cfg.k, 1, cfg.d, dtype=torch.float64)
+    assert not torch.allclose(a.fresh_noise_correlations(W, ba, 0.0), b.fresh_noise_correlations(W, ba, 0.0))
+
+
+def test_large_samples_are_drawn_in_chunks_of_the_right_sizes(monkeypatch):
+    import multiview.data as data
+
+    cfg = _dc(k=2, d=8, P=6, noise_model="gaussian")
+    for chunk in (4, 5):  # three chunks (4 + 4 + 2), two (5 + 5)
+        monkeypatch.setattr(data, "_CHUNK", chunk)
+        b = MultiViewDistribution(cfg, 0).sample(10, "train", dtype=torch.float64)
+        assert len(b) == 10 and b.X.shape[0] == 10 and b.totals.shape[0] == 10
+        first = MultiViewDistribution(cfg, 0).sample(chunk, "train", dtype=torch.float64)
+        assert torch.equal(b.X[:chunk], first.X) and torch.equal(b.y[:chunk], first.y)
+
+
+def test_a_total_is_split_evenly_or_at_random_over_its_patches():
+    for split in ("even", "dirichlet"):
+        cfg = _dc(k=2, d=8, P=9, C_p=3, split=split, noise_model="orthogonal")
+        b = MultiViewDistribution(cfg, 0).sample(20, "train", dtype=torch.float64)
+        pf = b.patch_feature
+        for i in range(20):
+            for f in range(4):
+                z = b.z[i][pf[i] == f]
+                if len(z) == 0:
+                    continue
+                even = torch.allclose(z, torch.full_like(z, float(b.totals[i, f]) / 3), rtol=1e-14, atol=0)
+                assert even is (split == "even"), (split, i, f)
+
+
+def test_sparse_feature_noise_touches_a_fixed_number_of_features_per_patch():
+    cfg = _dc(k=4, d=8, P=6, gamma=0.1, feature_noise="sparse", feature_noise_count=3)
+    b = MultiViewDistribution(cfg, 0).sample(30, "train", dtype=torch.float64)
+    assert torch.all((b.alpha > 0).sum(-1) == 3)
+    assert (b.alpha > 0).any(0).any(0).all()  # every feature is touched somewhere
+
+
+def test_a_sample_that_fills_the_patches_exactly_is_not_capped():
+    # k = 3, P = 6 patches of one feature: 2 label views + every one of the 4 cross-class
+    # features (s = k: each enters with probability 1) fit exactly.
+    cfg = _dc(k=3, d=8, P=6, C_p=1, s=3.0, mu=0.0, on_cap="error")
+    b = MultiViewDistribution(cfg, 0).sample(20, "train")
+    assert not b.capped.any() and torch.all(b.cross_features.sum(1) == 4)
+    drop = _dc(k=3, d=8, P=5, C_p=1, s=3.0, mu=0.0)
+    capped = MultiViewDistribution(drop, 0).sample(20, "train")
+    assert capped.capped.all() and torch.all(capped.cross_features.sum(1) == 3)
+
+
+def test_the_cap_error_says_what_an_example_drew():
+    cfg = _dc(k=3, d=8, P=5, C_p=1, s=3.0, on_cap="error")
+    with pytest.raises(DataError) as err:
+        MultiViewDistribution(cfg, 0).sample(20, "train")
+    assert str(err.value) == (
+        "data.P = 5 holds 5 features of C_p = 1 patches, but an example drew 4 cross-class features "
+        "(+2 label views); raise data.P, lower data.s, or set data.on_cap = 'drop'"
+    )
+
+
+# --- what the learners see ----------------------------------------------------------------------
+
+
+def test_training_and_test_inputs_under_the_orthogonal_model():
+    cfg = _dc(k=2, d=8, P=4, noise_model="orthogonal")
+    dist = MultiViewDistribution(cfg, 0)
+    b = dist.sample(5, "train", dtype=torch.float64)
+    seen = dist.inputs(b, seen=True)
+    assert seen.index.tolist() == [0, 1, 2, 3, 4] and seen.n_train == 5 and seen.fresh_key == 0
+    assert seen.dim == dist.weight_dim(5)
+    fresh = dist.inputs(b, seen=False)
+    assert fresh.index.tolist() == [-1] * 5 and fresh.n_train == 0 and fresh.fresh_key == 0
+    assert dist.inputs(b, seen=False, fresh_key=3).fresh_key == 3
+    assert torch.equal(seen.coef, b.coef) and torch.equal(seen.noise_norm, b.noise_norm)
+
+
+@pytest.mark.parametrize("model", ["gaussian", "orthogonal"])
+def test_own_noise_correlations_are_inner_products_with_each_patch_noise(model):
+    cfg = _dc(k=2, d=12, P=4, sigma_p=0.3, gamma=0.1, noise_model=model)
+    dist = MultiViewDistribution(cfg, 0)
+    b = dist.sample(5, "train", dtype=torch.float64)
+    R, k, m, D = 2, 2, 3, dist.weight_dim(5)
+    W = torch.randn(R, k, m, D, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    if model == "gaussian":
+        noise = b.noise  # (n, P, d)
+    else:  # patch (i, p) owns the unit direction at column 2k + i·P + p
+        noise = torch.zeros(5, 4, D, dtype=torch.float64)
+        for i in range(5):
+            for p in range(4):
+                noise[i, p, 2 * k + i * 4 + p] = b.noise_norm[i, p]
+    expected = torch.einsum("npd,rkmd->nprkm", noise, W)
+    assert torch.allclose(dist.own_noise_correlations(W, b), expected, atol=1e-12)
+
+
+def test_fresh_noise_is_new_noise_of_the_same_law():
+    cfg = _dc(k=2, d=400, P=4, sigma_p=0.3, gamma=0.1, sigma_nonfeature=0.05, noise_in_feature_span=False)
+    dist = MultiViewDistribution(cfg, 0)
+    b = dist.sample(50, "train", dtype=torch.float64)
+    # unit weights along the coordinate axes: the correlation is one coordinate of ξ′_p
+    W = torch.eye(cfg.d, dtype=torch.float64)[:40].view(2, 2, 10, cfg.d)
+    fresh = dist.fresh_noise_correlations(W, b, init_std=0.0)
+    assert fresh.shape == (50, 4, 2, 2, 10)
+    assert torch.equal(fresh, dist.fresh_noise_correlations(W, b, init_std=0.0))  # reproducible
+    own = dist.own_noise_correlations(W, b)
+    assert not torch.allclose(fresh, own)
+    on_feature = b.patch_feature >= 0
+    for mask, sigma in ((on_feature, 0.3), (~on_feature, 0.05)):
+        assert float(fresh[mask].std()) == pytest.approx(sigma, rel=0.05)
+    # off the features' span, as the training noise is
+    V = dist.features.view(2, 2, 1, cfg.d)
+    assert dist.fresh_noise_correlations(V, b, 0.0).abs().max() < 1e-12
+    # float32 weights get float32 correlations of the same noise
+    f32 = dist.fresh_noise_correlations(W.float(), b, 0.0)
+    assert f32.dtype == torch.float32 and torch.allclose(f32.double(), fresh, atol=1e-6)
+
+
+def test_fresh_noise_under_the_orthogonal_model_is_the_initial_coordinate():
+    cfg = _dc(k=2, d=100, P=4, sigma_p=0.3, gamma=0.1, noise_model="orthogonal")
+    dist = MultiViewDistribution(cfg, 0)
+    b = dist.sample(200, "train", dtype=torch.float64)
+    W = torch.zeros(2, 2, 3, dist.weight_dim(200), dtype=torch.float64)
+    assert torch.equal(
+        dist.fresh_noise_correlations(W, b, 0.0), torch.zeros(200, 4, 2, 2, 3, dtype=torch.float64)
+    )
+    g = dist.fresh_noise_correlations(W, b, 0.1) / b.noise_norm[..., None, None, None]
+    assert float(g.mean()) == pytest.approx(0.0, abs=0.005) and float(g.std()) == pytest.approx(0.1, rel=0.03)
+    b32 = dist.sample(200, "train")  # float32, as a float32 run holds it
+    f32 = dist.fresh_noise_correlations(W.float(), b32, 0.1)
+    assert f32.dtype == torch.float32 and torch.allclose(
+        f32.double() / b.noise_norm[..., None, None, None], g
+    )
+
+
+def test_feature_coordinates_in_the_weights_dtype():
+    cfg = _dc(k=2, d=12, P=4, noise_model="gaussian")
+    dist = MultiViewDistribution(cfg, 0)
+    W = dist.features[None].clone()  # (1, 2k, d): each row is a feature
+    assert torch.allclose(dist.feature_coordinates(W)[0], torch.eye(4, dtype=torch.float64), atol=1e-12)
+    f32 = dist.feature_coordinates(W.float())
+    assert f32.dtype == torch.float32 and torch.allclose(
+        f32[0].double(), torch.eye(4, dtype=torch.float64), atol=1e-6
+    )

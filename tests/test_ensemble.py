@@ -50,3 +50,26 @@ def test_ensemble_curve_ends_at_the_full_ensemble():
     assert curve["covered"][-1] == pytest.approx(float(coverage(learned).float().mean()))
     singles = error_rates(logits, batch)["all"]
     assert curve["all"][0] == pytest.approx(float(singles.mean()))
+
+
+def test_the_sample_of_subsets_is_pinned():
+    """The sampled subsets enter the reported ensemble curves: the same ones on every machine."""
+    assert member_subsets(10, 5, 3) == [(0, 3, 4, 5, 7), (1, 3, 4, 6, 9), (2, 4, 6, 7, 8)]
+    assert member_subsets(10, 5, 3, seed=1) == [(0, 1, 2, 5, 8), (1, 2, 3, 4, 5), (2, 3, 5, 7, 9)]
+
+
+def test_ensemble_curve_combines_as_asked_over_twenty_subsets_by_default():
+    cfg = DataConfig(k=3, d=12, P=8, s=1.0, n_train=10, n_test=200)
+    batch = MultiViewDistribution(cfg, 0).sample(200, "test")
+    S = 7  # 21 pairs of members: one more than the default sample of 20
+    logits = 3 * torch.randn(S, 200, 3, generator=torch.Generator().manual_seed(0))
+    learned = torch.rand(S, 3, 2, generator=torch.Generator().manual_seed(1)) > 0.5
+    for how in ("logits", "probs"):
+        curve = ensemble_curve(logits, learned, batch, how=how)
+        pairs = member_subsets(S, 2, 20)
+        errs = error_rates(torch.stack([combine(logits[list(p)], how) for p in pairs]), batch)
+        assert curve["all"][1] == pytest.approx(float(errs["all"].mean()))
+        assert curve["single_view"][1] == pytest.approx(float(errs["single_view"].mean()))
+        cov = torch.stack([coverage(learned[list(p)]) for p in pairs]).float().mean()
+        assert curve["covered"][1] == pytest.approx(float(cov))
+    assert ensemble_curve(logits, learned, batch, how="probs") != ensemble_curve(logits, learned, batch)

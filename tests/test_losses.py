@@ -60,3 +60,15 @@ def test_margin_correct_counts_ties_as_errors():
     logits = torch.tensor([[[1.0, 1.0, 0.0], [2.0, 1.0, 0.0], [0.0, 0.0, 3.0]]])
     y = torch.tensor([0, 0, 2])
     assert margin_correct(logits, y).tolist() == [[False, True, True]]
+
+
+def test_losses_sum_over_examples_and_keep_every_leading_axis():
+    """(..., n, k) → (...): no leading axis, and two of them, give the per-set sums."""
+    for loss in (
+        lambda s: cross_entropy(s, Y),
+        lambda s: practical_kd_loss(s, T[0], Y, G["t"], G["temperature"]),
+    ):
+        per_set = loss(S)  # (R,)
+        assert loss(S[0]).shape == () and torch.allclose(loss(S[0]), per_set[0], rtol=1e-12)
+        stacked = torch.stack([S, S.flip(0)])  # (2, R, n, k)
+        assert torch.allclose(loss(stacked), torch.stack([per_set, per_set.flip(0)]), rtol=1e-12)

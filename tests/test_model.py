@@ -10,7 +10,16 @@ import torch
 
 from multiview.config import DataConfig
 from multiview.data import MultiViewDistribution
-from multiview.model import TwoLayerCNN, init_weights, smoothed_relu, smoothed_relu_grad
+from multiview.model import (
+    TwoLayerCNN,
+    act_and_grad_eager,
+    fused_logits_and_slopes,
+    init_weights,
+    int_power,
+    logits_and_slopes,
+    smoothed_relu,
+    smoothed_relu_grad,
+)
 
 GOLDEN = json.loads((Path(__file__).parent / "golden" / "smoothed_relu.json").read_text())["smoothed_relu"]
 
@@ -100,3 +109,99 @@ def test_forward_and_backward_match_autograd(noise_model):
     assert torch.allclose(ref, logits, atol=1e-12)
     (ref_grad,) = torch.autograd.grad((ref * dlogits).sum(), Wr)
     assert torch.allclose(ref_grad, grad, atol=1e-10)
+
+
+# --- the activation passes the trainer uses -------------------------------------------------------
+
+
+def _grid(varrho: float) -> torch.Tensor:
+    """Pre-activations on every piece, with 0 and ϱ themselves."""
+    return torch.cat(
+        [
+            torch.linspace(-0.3, 0.4, 141, dtype=torch.float64),
+            torch.tensor([0.0, varrho], dtype=torch.float64),
+        ]
+    )
+
+
+@pytest.mark.parametrize("q", [1, 2, 3, 4, 5])
+def test_eager_and_fused_passes_give_the_smoothed_relu_and_its_slope(q):
+    varrho = 0.1
+    z = _grid(varrho)
+    act, g = act_and_grad_eager(z.clone(), q, varrho)
+    assert g.dtype == torch.float64
+    assert torch.allclose(act, smoothed_relu(z, q, varrho), rtol=1e-12, atol=1e-15)
+    assert torch.allclose(g, smoothed_relu_grad(z, q, varrho), rtol=1e-12, atol=1e-15)
+    assert g[-2] == 0.0 and g[-1] == 1.0  # ReLU~′(0) = 0, ReLU~′(ϱ) = 1, for every q
+    # the fused pass: (R·k·m, n·P) pre-activations → logits (R, n, k) and the same slopes
+    R, k, m, n, P = 2, 3, 4, 5, 6
+    a = torch.randn(R * k * m, n * P, generator=torch.Generator().manual_seed(q), dtype=torch.float64) * 0.1
+    a[0, :2] = torch.tensor([0.0, varrho])  # the ends of the polynomial piece
+    logits, slopes = fused_logits_and_slopes(a, q, varrho, n, P, (R, k, m, 7))
+    assert slopes[0, 0] == 0.0 and slopes[0, 1] == 1.0
+    assert logits.shape == (R, n, k)
+    expected = smoothed_relu(a, q, varrho).view(R, k, m, n, P).sum((2, 4)).permute(0, 2, 1)
+    assert torch.allclose(logits, expected, rtol=1e-12, atol=1e-15)
+    assert torch.allclose(slopes, smoothed_relu_grad(a, q, varrho), rtol=1e-12, atol=1e-15)
+
+
+def test_the_compiled_path_passes_everything_on(monkeypatch):
+    """With ``train.compile`` on, the forward pass goes through the fused function (here not
+    compiled, to check what it is handed)."""
+    from multiview import precision
+
+    R, k, m, n, P = 2, 3, 4, 5, 6
+    a = torch.randn(R * k * m, n * P, generator=torch.Generator().manual_seed(0), dtype=torch.float64) * 0.1
+    eager = logits_and_slopes(a.clone(), 3, 0.1, n, P, (R, k, m, 7))
+    handed = []
+    monkeypatch.setattr(precision, "compiling", lambda: True)
+    monkeypatch.setattr(precision, "compiled", lambda fn: handed.append(fn) or fn)
+    fused = logits_and_slopes(a.clone(), 3, 0.1, n, P, (R, k, m, 7))
+    assert handed == [fused_logits_and_slopes]
+    assert torch.allclose(fused[0], eager[0], rtol=1e-12) and torch.allclose(fused[1], eager[1], rtol=1e-12)
+
+
+def test_int_power_by_repeated_squaring():
+    t = torch.tensor([0.5, -1.5, 2.0], dtype=torch.float64)
+    for e in range(1, 9):
+        assert torch.equal(int_power(t, e), t**e), e
+    assert torch.equal(t, torch.tensor([0.5, -1.5, 2.0], dtype=torch.float64))  # left as it was
+
+
+# --- initialization and the CNN's interface -------------------------------------------------------
+
+
+def test_each_replica_is_drawn_from_its_own_named_generator():
+    from multiview.seeding import generator
+
+    W = init_weights(4, "model", [2, 0], 3, 2, 5, 0.1, dtype=torch.float32)
+    assert W.shape == (2, 3, 2, 5) and W.dtype == torch.float32
+    for row, i in enumerate([2, 0]):
+        draw = torch.randn(3, 2, 5, generator=generator(4, "model", i), dtype=torch.float64) * 0.1
+        assert torch.equal(W[row], draw.float())
+    # drawn on the CPU, then moved where asked
+    assert init_weights(4, "model", [0], 3, 2, 5, 0.1, device="meta").device.type == "meta"
+
+
+def test_cnn_defaults_and_interface():
+    from multiview.inputs import OrthogonalInputs
+
+    W = init_weights(0, "model", [0, 1], 2, 3, 4 + 5 * 2, 0.3, dtype=torch.float64)
+    net = TwoLayerCNN(W, 3, 0.2)
+    assert net.init_std == 0.0 and net.init_key == 0 and net.params is W
+    # unseen examples: the coordinates on their noise are drawn with the model's σ_0 and key
+    gen = torch.Generator().manual_seed(1)
+    unseen = OrthogonalInputs(
+        torch.rand(3, 2, 4, generator=gen, dtype=torch.float64),
+        torch.ones(3, 2, dtype=torch.float64),
+        torch.full((3,), -1),
+        5,
+    )
+    keyed = TwoLayerCNN(W, 3, 0.2, init_std=0.3, init_key=7)
+    pre = unseen.preactivations(W.reshape(12, -1), 0.3, 7)
+    assert torch.equal(keyed.preactivations(unseen), pre)
+    logits = keyed.logits(unseen)
+    assert torch.equal(logits, keyed.forward(unseen)[0]) and logits.shape == (2, 3, 2)
+    assert torch.allclose(logits, smoothed_relu(pre, 3, 0.2).view(2, 2, 3, 3, 2).sum((2, 4)).permute(0, 2, 1))
+    # four (P, R·k·m) arrays of float64 per example
+    assert net.scratch_bytes_per_example(unseen) == 4 * 2 * 12 * 8

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 
 from multiview.config import DataConfig, TrainConfig
 from multiview.data import MultiViewDistribution
-from multiview.losses import LabelObjective
-from multiview.model import TwoLayerCNN, init_weights
-from multiview.train import train
+from multiview.losses import LabelObjective, cross_entropy, margin_correct
+from multiview.model import TwoLayerCNN, init_weights, smoothed_relu
+from multiview.seeding import generator
+from multiview.train import EVAL_SCRATCH_BYTES, chunk_size, evaluation_chunk, loss_and_grad, step_sizes, train
 
 # Explicit values for the fields whose defaults are tuned for the presets.
 BASE = {"s": 1.0, "C_p": 1, "noise_model": "gaussian"}
@@ -157,3 +159,236 @@ def test_runs_stop_at_the_flow_time_horizon():
         max_flow_time=1e9,
     )
     assert reached.stopped_by == ["loss_threshold"]
+
+
+# --- the step rules on hand-made gradients --------------------------------------------------------
+
+
+def _rows(*rows: list[float]) -> torch.Tensor:
+    """Four replicas (two runs of two) of one class with one neuron each: (4, 1, 1, 2)."""
+    return torch.tensor(rows, dtype=torch.float64).view(4, 1, 1, 2)
+
+
+PARAMS = _rows([1.0, 0.0], [0.0, 2.0], [1.0, 0.0], [0.0, 1.0])
+GRAD = _rows([3.0, 0.0], [0.0, 4.0], [0.0, 0.5], [0.25, 0.0])  # run norms 5 and √0.3125
+
+
+def test_constant_step_is_the_learning_rate():
+    eta = step_sizes(PARAMS, GRAD, 2, TrainConfig(step="constant", lr=0.1, delta=0.5))
+    assert eta.dtype == torch.float64 and eta.tolist() == [0.1, 0.1]
+    # a rate larger than the relative (δ·‖w‖/‖g‖ = 1/6 for run 0) and normalized rules allow
+    large = step_sizes(PARAMS, GRAD, 2, TrainConfig(step="constant", lr=1.0, delta=0.5))
+    assert large.tolist() == [1.0, 1.0]
+
+
+def test_normalized_step_moves_each_run_by_delta_at_most_the_learning_rate():
+    cfg = TrainConfig(step="normalized", lr=0.7, delta=0.5)
+    eta = step_sizes(PARAMS, GRAD, 2, cfg)
+    assert eta.tolist() == pytest.approx([0.5 / 5.0, 0.7])  # δ/‖g‖ = 0.1; δ/‖g‖ ≈ 0.89 > lr: lr
+    small = step_sizes(PARAMS, GRAD, 2, TrainConfig(step="normalized", lr=0.5, delta=0.2))
+    assert small.tolist() == pytest.approx([0.2 / 5.0, 0.2 / 0.3125**0.5])
+    zero = step_sizes(PARAMS, torch.zeros_like(GRAD), 2, cfg)  # no gradient: the cap
+    assert zero.tolist() == [0.7, 0.7]
+
+
+def test_relative_step_moves_no_neuron_by_more_than_delta_of_its_norm():
+    # run 0: ‖w‖/‖g‖ per neuron = 1/3, 2/4 → δ/3; run 1: 1/0.5, 1/0.25 → 2δ
+    eta = step_sizes(PARAMS, GRAD, 2, TrainConfig(step="relative", lr=0.8, delta=0.3))
+    assert eta.tolist() == pytest.approx([0.3 / 3, 0.6])
+    capped = step_sizes(PARAMS, GRAD, 2, TrainConfig(step="relative", lr=0.5, delta=0.3))
+    assert capped.tolist() == pytest.approx([0.1, 0.5])
+    # a neuron without gradient does not limit the step
+    grad = GRAD.clone()
+    grad[0] = 0.0
+    assert step_sizes(PARAMS, grad, 2, TrainConfig(step="relative", lr=10.0, delta=0.3)).tolist() == (
+        pytest.approx([0.3 * 2 / 4, 0.6])
+    )
+
+
+@pytest.mark.parametrize("step", ["constant", "normalized", "relative"])
+def test_one_step_moves_each_run_by_its_step_along_its_gradient(step):
+    dist, batch, inputs, D = _setup("gaussian", n=12)
+    tcfg = TrainConfig(step=step, lr=3.0, delta=0.05, max_steps=1, loss_threshold=0.0, dtype="float64")
+    W = init_weights(2, "model", [0, 1, 2, 3], 3, 2, D, 0.05, dtype=torch.float64)
+    objective = LabelObjective(batch.y, group_size=2)
+    _, _, grad = loss_and_grad(TwoLayerCNN(W.clone(), 3, 0.1), inputs, objective, None, 12)
+    eta = step_sizes(W, grad, 2, tcfg)
+    net = TwoLayerCNN(W.clone(), 3, 0.1)
+    res = train(net, inputs, objective, 2, tcfg)
+    expected = W - eta.repeat_interleave(2)[:, None, None, None] * grad
+    assert torch.allclose(net.weights, expected, rtol=1e-12, atol=1e-15)
+    assert torch.allclose(res.flow_time, eta, rtol=1e-12)
+    assert res.steps.tolist() == [1, 1] and res.steps.dtype == torch.long
+    assert res.stopped_by == ["max_steps", "max_steps"] and 0.0 <= res.seconds < 60
+
+
+# --- loss, accuracy and gradient, chunk by chunk ---------------------------------------------------
+
+
+def test_loss_accuracy_and_gradient_are_means_over_the_examples():
+    dist, batch, inputs, D = _setup("gaussian", n=10)
+    W = init_weights(2, "model", [0, 1], 3, 2, D, 0.3, dtype=torch.float64)
+    Wr = W.clone().requires_grad_(True)
+    pre = torch.einsum("npd,rkmd->rnpkm", batch.X, Wr)
+    logits = smoothed_relu(pre, 3, 0.1).sum(dim=(2, 4))  # (R, n, k)
+    for idx in (None, torch.tensor([7, 2, 5, 0])):
+        sel = torch.arange(10) if idx is None else idx
+        ce = cross_entropy(logits[:, sel], batch.y[sel]) / len(sel)
+        (ref_grad,) = torch.autograd.grad(ce.sum(), Wr, retain_graph=True)
+        acc = margin_correct(logits[:, sel].detach(), batch.y[sel]).double().mean(-1)
+        for chunk in (3, 10):
+            loss, accuracy, grad = loss_and_grad(
+                TwoLayerCNN(W.clone(), 3, 0.1), inputs, LabelObjective(batch.y), idx, chunk
+            )
+            assert torch.allclose(loss, ce.detach(), rtol=1e-12)
+            assert accuracy.dtype == torch.float64 and torch.equal(accuracy, acc)
+            assert torch.allclose(grad, ref_grad, rtol=1e-10, atol=1e-14)
+    _, _, none = loss_and_grad(
+        TwoLayerCNN(W.clone(), 3, 0.1), inputs, LabelObjective(batch.y), None, 4, False
+    )
+    assert none is None
+
+
+# --- when runs stop and what is recorded ----------------------------------------------------------
+
+
+def _net(D: int, seeds=(0, 1)) -> TwoLayerCNN:
+    return TwoLayerCNN(
+        init_weights(1, "model", list(seeds), 3, 2, D, 0.05, dtype=torch.float64), 3, 0.1, 0.05
+    )
+
+
+def test_history_every_log_every_steps_and_at_the_end():
+    dist, batch, inputs, D = _setup("orthogonal", n=12)
+    tcfg = TrainConfig(
+        step="constant", lr=1.0, max_steps=50, loss_threshold=0.0, log_every=3, dtype="float64"
+    )
+    calls = []
+    res = train(
+        _net(D), inputs, LabelObjective(batch.y), 2, tcfg, max_steps=7, progress=lambda *a: calls.append(a)
+    )
+    assert res.history["step"].tolist() == [0, 3, 6, 7]
+    assert res.steps.tolist() == [7, 7]  # the argument overrides cfg.max_steps
+    assert [c[:3] for c in calls] == [(s, 7, 2) for s in range(8)]
+    assert calls[0][3] == pytest.approx(float(res.history["loss"][0].max()))
+    # a run that stops between two records is recorded when it stops: just above its loss at
+    # step 7, it stops there
+    one = train(_net(D, [0]), inputs, LabelObjective(batch.y), 1, tcfg, max_steps=7)
+    stop = float(np.nextafter(float(one.final_loss[0]), np.inf))
+    early = train(_net(D, [0]), inputs, LabelObjective(batch.y), 1, tcfg, loss_threshold=stop)
+    assert early.steps.tolist() == [7] and early.history["step"].tolist() == [0, 3, 6, 7]
+
+
+def test_a_run_stops_at_the_first_step_below_the_threshold_whatever_the_logging():
+    dist, batch, inputs, D = _setup("orthogonal", n=12)
+    steps = []
+    for log_every in (1, 1000):
+        tcfg = TrainConfig(
+            step="constant", lr=1.0, max_steps=500, loss_threshold=1.0, log_every=log_every, dtype="float64"
+        )
+        steps.append(train(_net(D), inputs, LabelObjective(batch.y), 2, tcfg).steps.tolist())
+    assert steps[0] == steps[1] and 0 < min(steps[0]) < 500
+
+
+def test_the_threshold_is_strict():
+    dist, batch, inputs, D = _setup("orthogonal", n=12)
+    loss0, _, _ = loss_and_grad(_net(D, [0]), inputs, LabelObjective(batch.y), None, 12)
+    tcfg = TrainConfig(step="constant", lr=1.0, max_steps=30, dtype="float64")
+    at = float(loss0[0])  # a loss equal to the threshold is not below it
+    still = train(_net(D, [0]), inputs, LabelObjective(batch.y), 1, tcfg, loss_threshold=at, max_steps=0)
+    assert still.converged.tolist() == [False] and still.stopped_by == ["max_steps"]
+    moved = train(_net(D, [0]), inputs, LabelObjective(batch.y), 1, tcfg, loss_threshold=at)
+    assert moved.steps.tolist() == [1] and moved.converged.tolist() == [True]
+
+
+def test_a_run_at_the_threshold_stays_stopped_under_a_flow_time_horizon():
+    dist, batch, inputs, D = _setup("orthogonal", n=12)
+    tcfg = TrainConfig(step="constant", lr=1.0, max_steps=300, loss_threshold=0.8, dtype="float64")
+    free = train(_net(D), inputs, LabelObjective(batch.y), 2, tcfg)
+    horizon = train(_net(D), inputs, LabelObjective(batch.y), 2, tcfg, max_flow_time=1e9)
+    assert free.steps.tolist() == horizon.steps.tolist() and free.steps.min() < 300
+    assert torch.equal(free.flow_time, horizon.flow_time)
+
+
+class _Recording(LabelObjective):
+    """Label cross-entropy that keeps the examples of every gradient it is asked for."""
+
+    def __init__(self, y):
+        super().__init__(y)
+        self.batches: list[list[int]] = []
+
+    def __call__(self, run_logits, idx):
+        if torch.is_grad_enabled():
+            self.batches.append(idx.tolist())
+        return super().__call__(run_logits, idx)
+
+
+def test_sgd_takes_consecutive_batches_of_reshuffles_from_its_seed():
+    dist, batch, inputs, D = _setup("gaussian", n=12)
+    order = []
+    for seed in (3, 4):
+        tcfg = TrainConfig(
+            optimizer="sgd",
+            batch_size=5,
+            shuffle_seed=seed,
+            step="constant",
+            lr=0.5,
+            max_steps=6,
+            loss_threshold=0.0,
+            log_every=2,
+            dtype="float64",
+        )
+        objective = _Recording(batch.y)
+        train(_net(D), inputs, objective, 2, tcfg)
+        gen = generator(seed, "sgd-order")
+        expected = torch.cat([torch.randperm(12, generator=gen) for _ in range(4)]).tolist()
+        got = [i for b in objective.batches for i in b]
+        assert all(len(b) == 5 for b in objective.batches) and len(objective.batches) == 7
+        assert got == expected[: len(got)]
+        order.append(got)
+    assert order[0] != order[1]
+
+
+# --- chunk sizes ----------------------------------------------------------------------------------
+
+
+class _Sized:
+    """A learner of known scratch memory per example, on a given device."""
+
+    def __init__(self, per_example: int, device: str = "cpu") -> None:
+        self.per_example = per_example
+        self.params = torch.empty(1, device=device)
+
+    def scratch_bytes_per_example(self, X) -> int:
+        return self.per_example
+
+
+class _Many:
+    def __init__(self, n: int) -> None:
+        self.n = n
+
+    def __len__(self) -> int:
+        return self.n
+
+
+def test_chunk_sizes_from_the_memory_budget():
+    MiB = 2**20
+    assert chunk_size(_Sized(MiB), _Many(100), TrainConfig(memory_budget_mb=10)) == 10
+    assert chunk_size(_Sized(3 * MiB), _Many(100), TrainConfig(memory_budget_mb=10)) == 3
+    assert chunk_size(_Sized(30 * MiB), _Many(100), TrainConfig(memory_budget_mb=10)) == 1  # at least one
+    assert chunk_size(_Sized(0), _Many(100), TrainConfig(memory_budget_mb=1)) == 100  # at most all
+    assert chunk_size(_Sized(0), _Many(10**8), TrainConfig(memory_budget_mb=1)) == MiB
+    assert chunk_size(_Sized(MiB), _Many(100), TrainConfig(chunk_size=1)) == 1  # as configured
+    assert chunk_size(_Sized(MiB), _Many(5), TrainConfig(chunk_size=7)) == 5
+    assert isinstance(chunk_size(_Sized(3 * MiB), _Many(100), TrainConfig(memory_budget_mb=10)), int)
+
+
+def test_evaluation_chunks_are_cache_sized_on_the_cpu_only():
+    big = _Many(10**8)
+    assert evaluation_chunk(_Sized(1), big, TrainConfig()) == EVAL_SCRATCH_BYTES
+    assert evaluation_chunk(_Sized(0), big, TrainConfig()) == EVAL_SCRATCH_BYTES
+    assert evaluation_chunk(_Sized(EVAL_SCRATCH_BYTES * 2), big, TrainConfig()) == 1
+    assert evaluation_chunk(_Sized(3 * 2**20), big, TrainConfig(chunk_size=7)) == 7  # as configured
+    assert evaluation_chunk(_Sized(3 * 2**20), big, TrainConfig(chunk_size=1)) == 1
+    # elsewhere than on the CPU: the memory budget alone
+    assert evaluation_chunk(_Sized(2**20, "meta"), big, TrainConfig(memory_budget_mb=64)) == 64

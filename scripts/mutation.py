@@ -1,0 +1,156 @@
+"""Mutation testing of the science core with mutmut (configuration: ``[tool.mutmut]`` in pyproject.toml).
+
+    python scripts/mutation.py                     # every module of the science core
+    python scripts/mutation.py bounds probes       # some of them
+    python scripts/mutation.py --report            # the table of the last run, nothing rerun
+
+mutmut copies ``multiview/`` into ``mutants/`` with every mutant behind a switch, runs the selected
+test files once to learn which tests call which function, and then runs, for each mutant, only
+the tests that call its function (stopping at the first failure). This script runs it on one
+worker at the lowest priority with one thread per process (the machine is shared), then prints
+the kill rate per module: killed / (mutants − equivalent), where the equivalent mutants are the
+ones listed with their reason in ``docs/testing.md``. Mutants named there under a heading that
+says "not equivalent" are survivors whose reason is recorded: they count as survived. Survivors
+not named there at all are printed; the exit status is 1 when a module is below ``--fail-under``
+percent.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import subprocess
+import sys
+from collections import Counter
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+CORE = ("data", "inputs", "model", "losses", "train", "probes", "evaluate", "ensemble", "bounds", "baselines")
+EQUIVALENT_LIST = ROOT / "docs" / "testing.md"
+MUTANT_NAME = re.compile(r"`(multiview\.\w+\.\S+__mutmut_\d+)`")
+
+KILLED = {1, 3}  # a test failed (3: pytest's internal error)
+TIMEOUT = {24, -24, 36, 152, 255}  # ran past its CPU-time limit: counted as detected
+NO_TESTS = {5, 33}
+
+
+def listed_mutants() -> tuple[set[str], set[str]]:
+    """The mutants ``docs/testing.md`` names in backticks: (equivalent, not equivalent), the
+    second those under a heading that says "not equivalent"."""
+    equivalent: set[str] = set()
+    not_equivalent: set[str] = set()
+    if not EQUIVALENT_LIST.exists():
+        return equivalent, not_equivalent
+    target = equivalent
+    for line in EQUIVALENT_LIST.read_text(encoding="utf-8").splitlines():
+        if line.startswith("#"):
+            target = not_equivalent if "not equivalent" in line.lower() else equivalent
+        target.update(MUTANT_NAME.findall(line))
+    return equivalent, not_equivalent
+
+
+def run_mutmut(modules: list[str]) -> int:
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "PYTHONHASHSEED": "0"}
+    patterns = [f"multiview.{m}.*" for m in modules]
+    cmd = ["nice", "-n", "19", sys.executable, "-m", "mutmut", "run", "--max-children", "1", *patterns]
+    return subprocess.call(cmd, cwd=ROOT, env=env)
+
+
+def module_results(module: str) -> dict[str, int | None]:
+    meta = ROOT / "mutants" / "multiview" / f"{module}.py.meta"
+    if not meta.exists():
+        return {}
+    return json.loads(meta.read_text(encoding="utf-8"))["exit_code_by_key"]
+
+
+def report(modules: list[str], fail_under: float) -> int:
+    equivalent, not_equivalent = listed_mutants()
+    rows, unexplained, below = [], [], []
+    listed_survivors = 0
+    incomplete: list[str] = []
+    for module in modules:
+        codes = module_results(module)
+        if not codes:
+            rows.append((module, "not run"))
+            continue
+        count = Counter()
+        for name, code in codes.items():
+            if code is None:
+                count["not checked"] += 1
+            elif code in KILLED:
+                count["killed"] += 1
+            elif code in TIMEOUT:
+                count["timeout"] += 1
+            elif name in equivalent:
+                count["equivalent"] += 1
+            else:
+                count["survived"] += 1
+                if name in not_equivalent:
+                    listed_survivors += 1
+                else:
+                    why = "no test calls it" if code in NO_TESTS else f"exit code {code}"
+                    unexplained.append((name, why))
+        judged = len(codes) - count["equivalent"] - count["not checked"]
+        detected = count["killed"] + count["timeout"]
+        rate = 100.0 * detected / judged if judged else float("nan")
+        if count["not checked"]:
+            incomplete.append(module)
+        if rate < fail_under:
+            below.append(module)
+        rows.append(
+            (
+                module,
+                f"{len(codes):7d} {count['killed']:7d} {count['timeout']:7d} {count['equivalent']:10d} "
+                f"{count['survived']:8d} {count['not checked']:11d} {rate:8.1f} %",
+            )
+        )
+    print(
+        f"{'module':10s} {'mutants':>7s} {'killed':>7s} {'timeout':>7s} {'equivalent':>10s} "
+        f"{'survived':>8s} {'not checked':>11s} {'kill rate':>10s}"
+    )
+    for module, text in rows:
+        print(f"{module:10s} {text}")
+    if incomplete:
+        print(
+            f"\nnot every mutant of {', '.join(incomplete)} has a result (an interrupted or partial run): "
+            "their kill rate is over the checked mutants only; rerun them for the real one"
+        )
+    if listed_survivors:
+        print(f"\n{listed_survivors} survivors are listed in docs/testing.md as not equivalent (with why)")
+    if unexplained:
+        print(
+            f"\n{len(unexplained)} surviving mutants are not named in docs/testing.md "
+            "(see one with `mutmut show NAME`):"
+        )
+        for name, why in sorted(unexplained):
+            print(f"  {name}  ({why})")
+    if below:
+        print(f"\nbelow {fail_under:g} %: {', '.join(below)}")
+        return 1
+    return 0
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("modules", nargs="*", metavar="module", help="any of: " + ", ".join(CORE))
+    parser.add_argument("--report", action="store_true", help="print the last run's table, run nothing")
+    parser.add_argument("--fail-under", type=float, default=90.0, help="percent (default 90)")
+    args = parser.parse_args()
+    unknown = sorted(set(args.modules) - set(CORE))
+    if unknown:
+        parser.error(f"not a module of the science core: {', '.join(unknown)}")
+    modules = args.modules or list(CORE)
+    if not args.report:
+        code = run_mutmut(modules)
+        if code != 0:
+            print(f"mutmut exited with {code}", file=sys.stderr)
+            return code
+    return report(modules, args.fail_under)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

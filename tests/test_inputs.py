@@ -1,0 +1,159 @@
+"""Patches under the orthogonal noise model against the same patches written out in the D = 2k + N·P
+coordinates: every way the trainer slices a batch, seen and unseen examples, fresh coordinates."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from multiview.inputs import DenseInputs, OrthogonalInputs
+
+N, P, K2 = 6, 3, 4  # training examples, patches, features
+D = K2 + N * P
+U = 5  # units
+
+
+def _training_set() -> OrthogonalInputs:
+    gen = torch.Generator().manual_seed(0)
+    coef = torch.rand(N, P, K2, generator=gen, dtype=torch.float64)
+    norm = 0.5 + torch.rand(N, P, generator=gen, dtype=torch.float64)
+    return OrthogonalInputs(coef, norm, torch.arange(N), N)
+
+
+def _explicit(inputs: OrthogonalInputs) -> torch.Tensor:
+    """(n, P, D): coefficients on the features, and ‖ξ_p‖ on the column of a seen patch's noise
+    (an unseen patch's noise direction is outside the D coordinates)."""
+    n = len(inputs)
+    X = torch.zeros(n, P, D, dtype=torch.float64)
+    X[..., :K2] = inputs.coef
+    for i in range(n):
+        if inputs.index[i] >= 0:
+            for p in range(P):
+                X[i, p, K2 + int(inputs.index[i]) * P + p] = inputs.noise_norm[i, p]
+    return X
+
+
+def _weights() -> torch.Tensor:
+    return torch.randn(U, D, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
+
+
+def _views() -> dict[str, OrthogonalInputs]:
+    full = _training_set()
+    mixed = OrthogonalInputs(full.coef[[3, 1, 0]], full.noise_norm[[3, 1, 0]], torch.tensor([3, -1, 0]), N)
+    unseen = OrthogonalInputs(full.coef[:4], full.noise_norm[:4], torch.full((4,), -1), N)
+    return {
+        "whole set": full,
+        "a slice": full[2:5],
+        "a slice of a slice": full[1:6][1:4],
+        "a mini-batch": full[torch.tensor([4, 1, 2])],
+        "seen and unseen": mixed,
+        "unseen, first seen": OrthogonalInputs(
+            full.coef[[0, 2]], full.noise_norm[[0, 2]], torch.tensor([-1, 2]), N
+        ),
+        "unseen": unseen,
+    }
+
+
+@pytest.mark.parametrize("name", list(_views()))
+def test_products_equal_those_of_the_written_out_patches(name):
+    inputs = _views()[name]
+    X = _explicit(inputs).reshape(-1, D)
+    W = _weights()
+    assert inputs.dim == D
+    assert torch.allclose(inputs.preactivations(W), W @ X.T, rtol=1e-13, atol=1e-14)
+    slope = torch.randn(U, X.shape[0], generator=torch.Generator().manual_seed(2), dtype=torch.float64)
+    expected = slope @ X
+    grad = inputs.weight_grad(slope.clone())
+    assert grad.shape == (U, D) and grad.dtype == torch.float64
+    assert torch.allclose(grad, expected, rtol=1e-13, atol=1e-14)
+
+
+def test_dense_inputs_are_the_plain_products():
+    X = torch.randn(4, P, 7, generator=torch.Generator().manual_seed(3), dtype=torch.float64)
+    W = torch.randn(U, 7, generator=torch.Generator().manual_seed(4), dtype=torch.float64)
+    dense = DenseInputs(X)
+    assert torch.equal(dense.preactivations(W, 0.7, 3), W @ X.reshape(-1, 7).T)  # no fresh coordinates
+    slope = torch.randn(U, 4 * P, generator=torch.Generator().manual_seed(5), dtype=torch.float64)
+    assert torch.allclose(dense.weight_grad(slope), slope @ X.reshape(-1, 7))
+    assert dense[1:3].X.shape == (2, P, 7) and len(dense) == 4 and dense.n_patches == P
+
+
+def test_slices_and_index_tensors_keep_the_examples_and_their_offset():
+    full = _training_set()
+    assert full[2:5].offset == 2 and full[:3].offset == 0 and full[1:6][1:4].offset == 2
+    batch = full[torch.tensor([4, 1, 2])]
+    assert batch.offset == 4 and batch.index.tolist() == [4, 1, 2]
+    assert torch.equal(batch.coef, full.coef[[4, 1, 2]]) and torch.equal(
+        batch.noise_norm, full.noise_norm[[4, 1, 2]]
+    )
+    assert full[2:5][torch.tensor([2, 0])].offset == 2 + 2
+    empty = full[3:][torch.tensor([], dtype=torch.long)]
+    assert len(empty) == 0 and empty.offset == 3
+    part = full[2:5]
+    assert part.n_train == N and part.index.tolist() == [2, 3, 4] and part.n_patches == P
+
+
+def test_consecutive_training_examples_read_their_noise_columns_as_one_slice():
+    """The usual case (the whole training set, or a run of consecutive examples, one example
+    included) takes a slice of W, so the products read W without gathering it."""
+    full = _training_set()
+    W = _weights()
+    for part, first, n in ((full, 0, N), (full[2:5], 2, 3), (full[4:5], 4, 1), (full[0:1], 0, 1)):
+        cols, seen = part._noise_columns()
+        assert cols == slice(K2 + first * P, K2 + (first + n) * P) and seen.all()
+        coords = part.noise_coordinates(W, 0.0, 0)
+        assert coords.data_ptr() == W[:, cols].data_ptr()  # a view of W
+        expected = W @ _explicit(part).reshape(-1, D).T
+        assert torch.allclose(part.preactivations(W), expected, rtol=1e-13, atol=1e-14)
+    shuffled = full[torch.tensor([1, 0])]
+    cols, _ = shuffled._noise_columns()
+    assert cols.tolist() == [K2 + P + p for p in range(P)] + [K2 + p for p in range(P)]
+
+
+# --- fresh coordinates ----------------------------------------------------------------------------
+
+
+def _fresh(inputs: OrthogonalInputs, W: torch.Tensor, std: float, key: int) -> torch.Tensor:
+    """The coordinates drawn for the noise of the unseen patches: (pre(σ) − pre(0)) / ‖ξ_p‖."""
+    return (
+        inputs.preactivations(W, std, key) - inputs.preactivations(W, 0.0, key)
+    ) / inputs.noise_norm.reshape(1, -1)
+
+
+def test_fresh_coordinates_only_on_unseen_patches_with_the_initial_law():
+    full = _training_set()
+    coef = full.coef.repeat(200, 1, 1)
+    norm = full.noise_norm.repeat(200, 1)
+    index = torch.tensor([-1, 0] * (len(coef) // 2))  # alternately unseen and the first example
+    inputs = OrthogonalInputs(coef, norm, index, N, fresh_key=2)
+    W = _weights()
+    fresh = _fresh(inputs, W, 0.5, 3).view(U, -1, P)
+    assert torch.all(fresh[:, 1::2] == 0)  # seen: the weight's own coordinate, nothing drawn
+    drawn = fresh[:, 0::2]
+    assert float(drawn.mean()) == pytest.approx(0.0, abs=0.03)
+    assert float(drawn.std()) == pytest.approx(0.5, rel=0.05)
+    assert not torch.allclose(drawn[0], drawn[1])  # every unit has its own
+    assert torch.equal(inputs.preactivations(W), inputs.preactivations(W, 0.0, 0))  # by default none
+
+
+def test_fresh_coordinates_are_keyed_by_learner_batch_and_chunk():
+    full = _training_set()
+    unseen = OrthogonalInputs(full.coef, full.noise_norm, torch.full((N,), -1), N, fresh_key=2)
+    W = _weights()
+    base = _fresh(unseen, W, 1.0, 3)
+    assert torch.equal(base, _fresh(unseen, W, 1.0, 3))  # reproducible
+    assert not torch.allclose(base, _fresh(unseen, W, 1.0, 4))  # another learner
+    other_batch = OrthogonalInputs(full.coef, full.noise_norm, torch.full((N,), -1), N, fresh_key=5)
+    assert not torch.allclose(base, _fresh(other_batch, W, 1.0, 3))
+    assert not torch.allclose(_fresh(unseen[0:3], W, 1.0, 3), _fresh(unseen[3:6], W, 1.0, 3))  # chunks
+    # the draws themselves, pinned (a position-weighted sum)
+    flat = base.flatten()
+    weights = 1 + torch.arange(flat.numel(), dtype=torch.float64) / flat.numel()
+    assert float((flat * weights).sum()) == pytest.approx(PINNED_FRESH, rel=1e-12)
+    unseen32 = OrthogonalInputs(
+        full.coef.float(), full.noise_norm.float(), torch.full((N,), -1), N, fresh_key=2
+    )
+    assert unseen32.preactivations(W.float(), 1.0, 3).dtype == torch.float32
+
+
+PINNED_FRESH = 17.191278995711144
