@@ -22,8 +22,9 @@ def load(folder: Path) -> dict:
 
 def bound_text(entry: dict, mu: float) -> str:
     bound = entry["bound"]
-    if "rule" in bound:
-        return "< ½ of KD's gain" if entry["name"] == "kd_gain_from_dark_knowledge" else "< ½ of the gain"
+    if "rule" in bound:  # a gain check: err > (less than half the gain) or ≤ (at least half)
+        share = "< ½" if bound["rule"].startswith("err >") else "≥ ½"
+        return f"{share} of {'KD' if 'err(kd)' in bound['rule'] else 'the ensemble'}'s gain"
     low, high = bound.get("low"), bound.get("high")
     if entry.get("measured_over_mu") is None:
         return f"≥ {low:.0%}" if low is not None else f"≤ {high:.0%}"
