@@ -52,6 +52,7 @@ def test_overrides_bare_and_dotted_and_lists():
         ("arch", "wrn-27-10", "model.arch = 'wrn-27-10'"),
         ("stages", "single,teaching", "protocol.stages = 'teaching': must be one of"),
         ("kd_t", 1.5, "protocol.kd_t = 1.5: must be in [0.0, 1.0]"),
+        ("kd_epochs", -1, "protocol.kd_epochs = -1.0: must be in [0.0, ∞)"),
         ("channel_split_n", [0, 2], "protocol.channel_split_n = [0, 2]: a list of integers ≥ 1"),
         ("nonsense", 1, "unknown setting 'nonsense'"),
         ("recipe.nonsense", 1, "unknown setting 'recipe.nonsense'; recipe has: name, epochs"),

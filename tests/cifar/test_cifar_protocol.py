@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import math
+import shutil
 
 import numpy as np
 import pytest
@@ -177,6 +178,28 @@ def test_a_model_is_determined_by_config_and_seed(run, tiny_arrays, tiny_data, t
     rec = Recorder()
     run_cifar(changed, "cpu", tmp_path, resume=True, reporter=rec, arrays=tiny_arrays)
     assert rec.finished == [("single", 0, False)]  # a different recipe does not reuse the checkpoint
+
+
+def test_students_train_for_kd_epochs_and_their_keys_follow(run, tiny_arrays, tiny_data, tmp_path):
+    cfg, out, res, _ = run
+    shutil.copytree(out, tmp_path / "run")
+    stages = "single,ensemble,kd,self_kd"
+    same = tiny_config(*tiny_data, stages=stages, kd_epochs=1)  # the recipe's epochs: the same students
+    rec = Recorder()
+    again = run_cifar(same, "cpu", tmp_path / "run", resume=True, reporter=rec, arrays=tiny_arrays)
+    assert all(cached for _, _, cached in rec.finished)
+    assert again["kd"]["test_accuracy"] == res["kd"]["test_accuracy"]
+    longer = tiny_config(*tiny_data, stages=stages, kd_epochs=2)
+    rec = Recorder()
+    again = run_cifar(longer, "cpu", tmp_path / "run", resume=True, reporter=rec, arrays=tiny_arrays)
+    assert rec.finished == [("single", i, True) for i in range(S)] + [
+        (stage, i, False) for stage in ("kd", "self_kd") for i in range(S)
+    ]  # the teachers are reused, the students retrained
+    steps = res["single"]["steps"][0]
+    for stage in ("kd", "self_kd"):
+        assert again[stage]["epochs"] == [2.0] * S
+        assert again[stage]["steps"] == [2 * steps] * S
+    assert again["single"]["epochs"] == [1.0] * S
 
 
 @pytest.mark.slow
