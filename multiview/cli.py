@@ -12,6 +12,7 @@ from multiview import stages
 from multiview.config import SimConfig, get_preset, preset_help
 from multiview.settings import ConfigError, parse_sets
 from multiview.terminal import (
+    LOG_DIR_HELP,
     DeviceOpt,
     ThreadsOpt,
     check_out_folder,
@@ -19,6 +20,7 @@ from multiview.terminal import (
     fail,
     make_console,
     run_command,
+    tracker_option,
 )
 
 app = typer.Typer(
@@ -149,14 +151,16 @@ def simulate(
         ),
     ] = False,
     quiet: Annotated[bool, typer.Option(help="No progress display.")] = False,
+    log_dir: Annotated[Path | None, typer.Option("--log-dir", help=LOG_DIR_HELP)] = None,
 ) -> None:
     """Run the paper's protocol on one configuration and print the verdict.
 
     Trains S single models (seeds batched in one tensor), then, by default, their ensemble,
     training the average, knowledge distillation (from the ensemble, and from a one-hot teacher
     as the control), self-distillation, the ensemble of KD students and the random-feature / NTK
-    baselines; prints tables and the theorem checks; writes results.json and config.toml to the
-    output folder, results.json again after every stage.
+    baselines; prints tables and the theorem checks; writes results.json, tidy.csv / tidy.parquet
+    (one row per model × method × stratum) and config.toml to the output folder, results.json and
+    the tidy table again after every stage.
 
     Examples:
 
@@ -169,6 +173,7 @@ def simulate(
     cfg = build_config(preset, config_file, sets, seeds, dtype.value if dtype else None, only)
     out_dir = out or Path("runs") / cfg.config_hash()
     check_out_folder(out_dir, cfg, overwrite)
+    tracker = tracker_option(log_dir)
     from multiview.threads import use_threads
 
     n_threads = use_threads(threads)
@@ -189,6 +194,7 @@ def simulate(
         lambda reporter: run_protocol(cfg, dev, out_dir, resume=resume, reporter=reporter),
         "fewer seeds (--seeds), a smaller test set (data.n_test) or a smaller train.memory_budget_mb; "
         "finished stages are kept (--resume)",
+        tracker,
     )
     print_report(results, console)
     console.print(f"results: {out_dir / 'results.json'}", soft_wrap=True)

@@ -7,8 +7,10 @@ of its results (:meth:`Driver.prepare`), and its stage functions, registered wit
 :func:`implements`, fill in the rest. The driver runs the requested stages and what they need, in
 registry order (:mod:`multiview.stages`), telling a :class:`~multiview.progress.Reporter`; with an
 output folder it writes ``config.toml`` first, a checkpoint per stage where the protocol keys one
-(``stages/<name>.pt``), and ``results.json`` (atomically) after every stage, so an interrupted run
-resumes from its last finished stage.
+(``stages/<name>.pt``), and ``results.json`` with its tidy table (``tidy.csv``, ``tidy.parquet``:
+one row per model × method × stratum, :mod:`multiview.tidy`; ``labels`` are extra columns, a
+sweep's swept values) atomically after every stage, so an interrupted run resumes from its last
+finished stage.
 
 Top-level keys of ``results.json``: ``schema``, the protocol's header (``mode`` for CIFAR,
 ``config``, ``config_hash``, ``environment``, ``data``), one key per stage, the protocol's
@@ -19,7 +21,8 @@ summary (the simulator's ``views`` and ``bounds``), ``timing`` (seconds per stag
 from __future__ import annotations
 
 import io
-import platform
+import pickle
+import re
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -31,6 +34,7 @@ from multiview import stages
 from multiview.files import RESULTS_SCHEMA, atomic_write_bytes, atomic_write_text, write_json
 from multiview.progress import Reporter
 from multiview.settings import Settings
+from multiview.tidy import tidy_frame, write_tidy
 
 SCHEMA_VERSION = RESULTS_SCHEMA
 
@@ -70,18 +74,10 @@ def stage_function(protocol: str, name: str) -> StageFunction:
 # --------------------------------------------------------------------------------------------
 
 
-def host_environment(device: torch.device) -> dict[str, Any]:
-    """The software and machine a run used (part of ``environment`` in ``results.json``): torch,
-    Python, platform, torch's CPU threads and, on CUDA, the GPU's name."""
-    env: dict[str, Any] = {
-        "torch": torch.__version__,
-        "python": platform.python_version(),
-        "platform": platform.platform(),
-        "threads": torch.get_num_threads(),
-    }
-    if device.type == "cuda":
-        env["gpu"] = torch.cuda.get_device_name(device)
-    return env
+class CheckpointError(ValueError):
+    """A checkpoint that cannot be read back as plain data: it holds objects other than tensors,
+    numbers, strings, lists and dicts (unpickling those could run any code, so it is refused), or
+    the file is damaged."""
 
 
 def save_tensors(path: str | Path, payload: dict[str, Any]) -> None:
@@ -92,7 +88,26 @@ def save_tensors(path: str | Path, payload: dict[str, Any]) -> None:
 
 
 def load_tensors(path: str | Path) -> dict[str, Any]:
-    return torch.load(path, map_location="cpu", weights_only=False)
+    """A checkpoint written by :func:`save_tensors`, read with ``torch.load(weights_only=True)``:
+    tensors and plain data only. Anything else is a :class:`CheckpointError` naming the file."""
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:
+        found = re.search(r"Unsupported global: GLOBAL (\S+)", str(exc))
+        if found is None:
+            raise CheckpointError(
+                f"{path}: not a readable checkpoint; delete it to compute that part again"
+            ) from None
+        raise CheckpointError(
+            f"{path}: refused: the checkpoint holds an object of type {found.group(1)}, not only tensors "
+            "and plain data, and is not unpickled (that could run any code); delete it to compute that "
+            "part again"
+        ) from None
+    except (RuntimeError, EOFError) as exc:
+        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise CheckpointError(
+            f"{path}: not a readable checkpoint ({first}); delete it to compute that part again"
+        ) from None
 
 
 def _to_cpu(obj: Any) -> Any:
@@ -118,11 +133,19 @@ class Driver:
 
     protocol: ClassVar[str]
 
-    def __init__(self, cfg: Settings, out_dir: str | Path | None, resume: bool, reporter: Reporter | None):
+    def __init__(
+        self,
+        cfg: Settings,
+        out_dir: str | Path | None,
+        resume: bool,
+        reporter: Reporter | None,
+        labels: dict[str, Any] | None = None,
+    ):
         self.cfg = cfg
         self.out = Path(out_dir) if out_dir is not None else None
         self.resume = resume
         self.reporter = reporter or Reporter()
+        self.labels = dict(labels or {})
         self.context: Any = None
         self.results: dict[str, Any] = {}
         self.timing: dict[str, float] = {}
@@ -162,6 +185,7 @@ class Driver:
         header = self.prepare()
         self.timing["data"] = time.perf_counter() - self.t0
         self.results = {"schema": SCHEMA_VERSION, **header}
+        self.reporter.run_started(header)
         if self.out is not None:
             atomic_write_text(self.out / "config.toml", self.cfg.to_toml())
         for stage in stages.resolve(self.protocol, self.cfg.protocol.stages):
@@ -181,10 +205,13 @@ class Driver:
             self.results[stage] = part
             self.keep(stage, tensors)
             self.timing[stage] = seconds
+            self.reporter.stage_result(stage, part, cached)
             self.reporter.stage_finished(stage, seconds, cached=cached)
             if self.out is not None:
                 self.finish(complete=False)
-        return self.finish(complete=True)
+        results = self.finish(complete=True)
+        self.reporter.run_finished(results)
+        return results
 
     def finish(self, complete: bool) -> dict[str, Any]:
         """Add the summary, the timing and ``complete``; rewrite ``results.json``."""
@@ -197,4 +224,5 @@ class Driver:
         self.results["complete"] = complete
         if self.out is not None:
             write_json(self.out / "results.json", self.results)
+            write_tidy(self.out, tidy_frame(self.results, self.labels))
         return self.results

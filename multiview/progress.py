@@ -1,8 +1,11 @@
 """What a run reports as it goes (:class:`Reporter`), and the progress bars that show it.
 
 Both protocols report through one :class:`Reporter` (silent by default): the simulator its
-stages and the training steps inside them, CIFAR its stages and each model. :class:`RichReporter`
-draws them on a rich console for the command lines. rich is imported on use.
+stages and the training steps inside them, CIFAR its stages and each model; both the header of
+their results, each stage's part of them and the finished results. :class:`RichReporter` draws
+the progress on a rich console for the command lines; a tracker is another reporter
+(:mod:`multiview.trackers`), and :class:`Reporters` hands every report to several. rich is
+imported on use.
 """
 
 from __future__ import annotations
@@ -17,11 +20,16 @@ if TYPE_CHECKING:
 class Reporter:
     """Receives a run's progress; silent by default.
 
-    ``stage_started``: a stage, or one training inside it, begins (``total``: its steps in the
-    simulator, its models in CIFAR); ``step``: a simulator training step; ``model_*``: a CIFAR
-    model starts, advances, ends; ``stage_finished``: a stage ends (``cached``: loaded from its
-    checkpoint).
+    ``run_started``: the header of the results is known (``config``, ``config_hash``,
+    ``environment``, ``data``); ``stage_started``: a stage, or one training inside it, begins
+    (``total``: its steps in the simulator, its models in CIFAR); ``step``: a simulator training
+    step (``loss``: the largest loss of the runs still training); ``model_*``: a CIFAR model
+    starts, advances, ends; ``stage_result``: a stage's part of ``results.json`` (with its
+    histories: loss, Λ, ... per logged step); ``stage_finished``: a stage ends (``cached``: loaded
+    from its checkpoint); ``run_finished``: the complete results.
     """
+
+    def run_started(self, header: dict[str, Any]) -> None: ...
 
     def stage_started(self, stage: str, total: int) -> None: ...
 
@@ -37,7 +45,36 @@ class Reporter:
         self, stage: str, index: int, accuracy: float, seconds: float, cached: bool
     ) -> None: ...
 
+    def stage_result(self, stage: str, part: dict[str, Any], cached: bool) -> None: ...
+
     def stage_finished(self, stage: str, seconds: float, cached: bool = False) -> None: ...
+
+    def run_finished(self, results: dict[str, Any]) -> None: ...
+
+
+HOOKS = tuple(name for name in vars(Reporter) if not name.startswith("_"))
+"""The names of the reports a :class:`Reporter` receives."""
+
+
+class Reporters(Reporter):
+    """Hands every report to each of ``reporters`` in turn (progress bars and a tracker); None
+    entries are left out."""
+
+    def __init__(self, *reporters: Reporter | None) -> None:
+        self.reporters = tuple(r for r in reporters if r is not None)
+
+
+def _forward(name: str) -> Any:
+    def forward(self: Reporters, *args: Any, **kwargs: Any) -> None:
+        for reporter in self.reporters:
+            getattr(reporter, name)(*args, **kwargs)
+
+    forward.__name__ = name
+    return forward
+
+
+for _hook in HOOKS:
+    setattr(Reporters, _hook, _forward(_hook))
 
 
 def progress_display(console: Console, transient: bool = False) -> Progress:

@@ -18,9 +18,10 @@ import torch
 
 from multiview import bounds, fixed_features, methods, stages
 from multiview.config import SimConfig
-from multiview.driver import Driver, host_environment, load_tensors, stage_function
+from multiview.driver import Driver, load_tensors, stage_function
 from multiview.files import digest
 from multiview.progress import Reporter
+from multiview.provenance import host_environment
 from multiview.run import Run
 
 STAGE_MODULES = (methods, fixed_features)
@@ -33,15 +34,17 @@ def run_protocol(
     out_dir: str | Path | None = None,
     resume: bool = False,
     reporter: Reporter | None = None,
+    labels: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Run the protocol's stages for ``cfg`` and return the results dict (``results.json``).
 
-    With ``out_dir``, writes ``config.toml``, ``results.json`` (after every stage) and one
-    checkpoint per stage; with ``resume``, stages whose checkpoint matches :func:`stage_hash` are
-    loaded instead of recomputed.
+    With ``out_dir``, writes ``config.toml``, ``results.json`` and its tidy table (after every
+    stage; ``labels`` are extra columns of the table) and one checkpoint per stage; with
+    ``resume``, stages whose checkpoint matches :func:`stage_hash` are loaded instead of
+    recomputed.
     """
     cfg.validate()
-    return SimulationDriver(cfg, torch.device(device), out_dir, resume, reporter).run()
+    return SimulationDriver(cfg, torch.device(device), out_dir, resume, reporter, labels).run()
 
 
 def stage_hash(cfg: SimConfig, name: str) -> str:
@@ -79,8 +82,9 @@ class SimulationDriver(Driver):
         out_dir: str | Path | None,
         resume: bool,
         reporter: Reporter | None,
+        labels: dict[str, Any] | None = None,
     ):
-        super().__init__(cfg, out_dir, resume, reporter)
+        super().__init__(cfg, out_dir, resume, reporter, labels)
         self.device = device
 
     def prepare(self) -> dict[str, Any]:
@@ -128,7 +132,8 @@ def unconverged(results: dict[str, Any]) -> dict[str, int]:
 
 
 def environment(device: torch.device, dtype: torch.dtype) -> dict[str, Any]:
-    return {"device": str(device), "dtype": str(dtype).replace("torch.", ""), **host_environment(device)}
+    """What the run was made with (:func:`multiview.provenance.host_environment`) and its dtype."""
+    return {**host_environment(device), "dtype": str(dtype).replace("torch.", "")}
 
 
 def data_summary(run: Run) -> dict[str, Any]:

@@ -1,6 +1,7 @@
 """Pieces shared by the command lines (``multiview simulate``, ``multiview cifar``, ``multiview
-sweep``, ``multiview plot``): the consoles, errors, the ``--device`` and ``--threads`` options, the
-checks of an output folder, and a run with its progress display and its named exits
+sweep``, ``multiview plot``): the consoles, errors, the ``--device``, ``--threads`` and
+``--log-dir`` options, the checks of an output folder, and a run with its progress display (and
+a tracker) and its named exits
 (:func:`run_command`: Ctrl-C names the command that resumes; progress bars are in
 :mod:`multiview.progress`).
 
@@ -223,18 +224,20 @@ def run_command(
     quiet: bool,
     run: Callable[[Reporter], T],
     memory_hint: str,
+    tracker: Reporter | None = None,
 ) -> T:
-    """``run(reporter)`` with a progress display on ``console`` (none when ``quiet``); what a
-    machine can do to a run ends in a named exit: Ctrl-C (130, naming the command that resumes
-    into ``out``), a file that cannot be written or read (2), memory that runs out (2, with
-    ``memory_hint``). Other errors pass through."""
-    from multiview.progress import Reporter, RichReporter
+    """``run(reporter)`` with a progress display on ``console`` (none when ``quiet``) and
+    ``tracker`` (:func:`tracker_option`) as its reporter; what a machine can do to a run ends in
+    a named exit: Ctrl-C (130, naming the command that resumes into ``out``), a file that cannot
+    be written or read (2), memory that runs out (2, with ``memory_hint``). Other errors pass
+    through."""
+    from multiview.progress import Reporters, RichReporter
 
     try:
         if quiet:
-            return run(Reporter())
-        with RichReporter(console) as reporter:
-            return run(reporter)
+            return run(Reporters(tracker))
+        with RichReporter(console) as bars:
+            return run(Reporters(bars, tracker))
     except KeyboardInterrupt:
         interrupted(ctx, out)
     except OSError as exc:
@@ -250,3 +253,20 @@ def interrupted(ctx: typer.Context, out: Path) -> NoReturn:
     again = command_line(ctx, {"--out": out, "--resume": True})
     note(f"interrupted: finished stages are saved in {out}. Resume with:\n  {again}")
     raise typer.Exit(INTERRUPTED)
+
+
+LOG_DIR_HELP = (
+    "Also write a TensorBoard log to this folder: losses, Λ of the winning and losing views, views "
+    "per class, final metrics with the settings (needs pip install 'multiview[tensorboard]')."
+)
+
+
+def tracker_option(log_dir: Path | None) -> Reporter | None:
+    """The tracker of a ``--log-dir`` option (:func:`multiview.trackers.open_tracker`); without the
+    tensorboard package a refusal (:func:`fail`) saying what to install."""
+    from multiview.trackers import TrackerUnavailable, open_tracker
+
+    try:
+        return open_tracker(log_dir)
+    except TrackerUnavailable as exc:
+        fail(str(exc))

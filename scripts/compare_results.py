@@ -23,7 +23,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-MACHINE_FIELDS = {"torch", "python", "platform", "threads", "gpu", "cuda", "host", "hostname"}
+MACHINE_FIELDS = {"multiview", "source", "python", "torch", "numpy", "platform", "threads", "gpu", "cuda"}
+"""The environment's software and host fields (:func:`multiview.provenance.host_environment`)."""
 CLOCK_WORDS = ("seconds", "per_second", "timing")
 
 
@@ -107,7 +108,7 @@ def tensor_differences(a: Any, b: Any, rtol: float, path: tuple[str, ...]) -> tu
 
 def checkpoint_differences(a: Path, b: Path, rtol: float) -> tuple[list[str], int]:
     """Compare the checkpoints of two run folders: their keys and everything they hold."""
-    import torch
+    from multiview.driver import load_tensors
 
     patterns = ("stages/*.pt", "models/*/*.pt")
     names = sorted({str(p.relative_to(f)) for f in (a, b) for pattern in patterns for p in f.glob(pattern)})
@@ -117,8 +118,7 @@ def checkpoint_differences(a: Path, b: Path, rtol: float) -> tuple[list[str], in
         if not (pa.exists() and pb.exists()):
             out.append(f"{name}: only in {'A' if pa.exists() else 'B'}")
             continue
-        sa = torch.load(pa, map_location="cpu", weights_only=False)
-        sb = torch.load(pb, map_location="cpu", weights_only=False)
+        sa, sb = load_tensors(pa), load_tensors(pb)
         diff, n = tensor_differences(sa, sb, rtol, (name,))
         out += diff
         count += n

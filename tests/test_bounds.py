@@ -205,7 +205,8 @@ def test_intervals_over_test_examples_and_over_seeds():
     low, high = e["ci95"]["binomial"]
     assert low < e["measured"] < high
     m, sd = 0.25, math.sqrt(((0.2 - 0.25) ** 2 + (0.3 - 0.25) ** 2) / 1)
-    assert e["ci95"]["seeds"] == pytest.approx([m - 1.96 * sd / math.sqrt(2), m + 1.96 * sd / math.sqrt(2)])
+    t = 12.706204736174707  # t_{0.975, 1}: two models, one degree of freedom
+    assert e["ci95"]["seeds"] == pytest.approx([m - t * sd / math.sqrt(2), m + t * sd / math.sqrt(2)])
     assert verdict({"ensemble": part(0.0, K=2)}, "ensemble")["ci95"]["seeds"] is None  # one model
 
 

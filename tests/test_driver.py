@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
+import torch
 
 from multiview import driver, stages
 from multiview.config import SimConfig
@@ -91,3 +92,22 @@ def test_stage_functions_are_registered_by_registry_name(monkeypatch):
     monkeypatch.delitem(driver._FUNCTIONS, (stages.SYNTHETIC, "ntk"))
     with pytest.raises(LookupError, match="stage 'ntk' has no function"):
         stage_function(stages.SYNTHETIC, "ntk")
+
+
+class Foreign:
+    """Not a tensor and not plain data: a checkpoint holding one is refused."""
+
+
+def test_a_checkpoint_holding_a_foreign_object_is_refused_by_name(tmp_path):
+    Toy(cfg(), tmp_path, resume=False, reporter=None).run()
+    path = tmp_path / "stages" / "kd.pt"
+    saved = driver.load_tensors(path)  # what the stages save reads back under weights_only
+    assert saved["config_hash"] == "key-kd-0" and saved["tensors"] == {"stage": "kd"}
+    torch.save({**saved, "tensors": {"stage": Foreign()}}, path)
+    with pytest.raises(driver.CheckpointError) as err:
+        Toy(cfg(), tmp_path, resume=True, reporter=None).run()
+    message = str(err.value)
+    assert str(path) in message and "refused" in message and f"{__name__}.Foreign" in message
+    path.write_bytes(b"not a checkpoint")
+    with pytest.raises(driver.CheckpointError, match="kd.pt: not a readable checkpoint"):
+        Toy(cfg(), tmp_path, resume=True, reporter=None).run()

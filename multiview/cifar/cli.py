@@ -17,12 +17,14 @@ from multiview.cifar.config import ARCH_HELP, DATASETS, LAYOUT_HELP, CifarConfig
 from multiview.cifar.recipes import RECIPES, recipe_named
 from multiview.settings import ConfigError, parse_sets
 from multiview.terminal import (
+    LOG_DIR_HELP,
     DeviceOpt,
     ThreadsOpt,
     check_out_folder,
     device_option,
     fail,
     run_command,
+    tracker_option,
 )
 
 Dataset = Enum("Dataset", {name: name for name in DATASETS}, type=str)  # type: ignore[misc]
@@ -123,11 +125,13 @@ def cifar(
         ),
     ] = None,
     quiet: Annotated[bool, typer.Option(help="No progress display.")] = False,
+    log_dir: Annotated[Path | None, typer.Option("--log-dir", help=LOG_DIR_HELP)] = None,
 ) -> None:
     """Train S single models on CIFAR, their ensemble, KD and self-KD students, training the
     average, the channel-split experiment and the error-overlap analysis; print the paper's table.
 
-    Writes config.toml, results.json and one checkpoint per model to the output folder.
+    Writes config.toml, results.json, tidy.csv / tidy.parquet (one row per model × method) and one
+    checkpoint per model to the output folder.
 
     Examples:
 
@@ -161,6 +165,7 @@ def cifar(
         fail(f"--data {cfg.data.path} does not exist: expected {LAYOUT_HELP} (or add --download)")
     out_dir = out or Path("runs") / f"cifar-{cfg.config_hash()}"
     check_out_folder(out_dir, cfg, overwrite)
+    tracker = tracker_option(log_dir)
     from multiview.threads import use_threads
 
     n_threads = use_threads(threads)
@@ -191,6 +196,7 @@ def cifar(
             quiet,
             lambda reporter: run_cifar(cfg, dev, out_dir, resume=resume, reporter=reporter),
             "a smaller batch_size or network; finished models are kept (--resume)",
+            tracker,
         )
     except CifarDataError as exc:  # raised by the download or when the run reads the data
         fail(f"data: {exc}")

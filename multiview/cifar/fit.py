@@ -5,10 +5,17 @@ Every model of the CIFAR protocol is trained by :func:`fit`: its weights start f
 ``derive_seed(seed, stage, index, "data")``. It is saved to ``<out>/models/<stage>/<index>.pt``
 with a key (:func:`model_key`) that hashes what determines it (data, network, recipe, seeds,
 teachers); a resumed run loads a model whose key matches instead of training it.
+
+While a model trains, its state after an epoch (weights, optimizer and momentum, the schedule's
+step, the data stream's generator: :func:`multiview.cifar.train.training_state`) is saved to
+``<out>/models/<stage>/<index>.partial.pt`` at most every ``run.epoch_checkpoint_s`` seconds; a
+resumed run continues an interrupted model from there, and ends with the same model as an
+uninterrupted run. The file is removed when the model is saved.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -57,6 +64,11 @@ def checkpoint_path(run: CifarRun, stage: str, index: int) -> Path | None:
     return None if run.out is None else run.out / "models" / stage / f"{index:03d}.pt"
 
 
+def epoch_checkpoint_path(checkpoint: Path) -> Path:
+    """Where a model in training keeps its state after its last saved epoch."""
+    return checkpoint.with_name(checkpoint.stem + ".partial.pt")
+
+
 def fit(
     run: CifarRun,
     stage: str,
@@ -94,12 +106,33 @@ def fit(
     net = prepare(build(), c.recipe, run.device)
     warm_up(run)
     gen = generator(c.seed, stage, index, "data")
+    partial = epoch_checkpoint_path(ckpt) if ckpt is not None else None
+    resume = None
+    if run.resume and partial is not None and partial.exists():
+        saved = load_tensors(partial)
+        resume = saved["state"] if saved.get("key") == key else None
+    last_saved = time.monotonic()
 
     def progress(step: int, total: int, ips: float) -> None:
         run.reporter.model_progress(stage, index, step, total, ips)
 
+    def on_epoch(state: dict[str, Any]) -> None:
+        nonlocal last_saved
+        if partial is not None and time.monotonic() - last_saved >= run.epoch_checkpoint_s:
+            save_tensors(partial, {"key": key, "state": state})
+            last_saved = time.monotonic()
+
     stats = train_model(
-        net, run.train_set, run.normalize, c.recipe, gen, loss(), epochs=epochs, progress=progress
+        net,
+        run.train_set,
+        run.normalize,
+        c.recipe,
+        gen,
+        loss(),
+        epochs=epochs,
+        progress=progress,
+        resume=resume,
+        on_epoch=on_epoch if partial is not None else None,
     )
     test_logits = predict(net, run.test_set, run.normalize, c.recipe)
     record = training_record(stats, accuracy(test_logits, run.y_test))
@@ -116,6 +149,8 @@ def fit(
                 "config": c.to_dict(),
             },
         )
+        if partial is not None:
+            partial.unlink(missing_ok=True)
     run.reporter.model_finished(stage, index, record["test_accuracy"], stats.seconds, cached=False)
     return Trained(stage, index, net if keep_net else None, test_logits, record, key, cached=False)
 

@@ -36,8 +36,9 @@ from multiview.cifar.mistakes import wrong_set_overlap
 from multiview.cifar.nets import AverageNet, SplitNet, StagedNet
 from multiview.cifar.run import CifarRun, Trained
 from multiview.cifar.train import KDLoss, LabelLoss, LossFn, Teacher, accuracy, predict, use_bf16
-from multiview.driver import Driver, host_environment, implements
+from multiview.driver import Driver, implements
 from multiview.progress import Reporter
+from multiview.provenance import host_environment
 from multiview.seeding import derive_seed, generator
 from multiview.stages import CIFAR
 
@@ -53,14 +54,20 @@ def run_cifar(
     resume: bool = False,
     reporter: Reporter | None = None,
     arrays: CifarArrays | None = None,
+    labels: dict[str, Any] | None = None,
+    epoch_checkpoint_s: float = 60.0,
 ) -> dict[str, Any]:
     """Run the configured stages and return the results (the content of ``results.json``).
 
     ``arrays`` skips reading the data (tests and notebooks that already hold it). With
-    ``out_dir``: ``config.toml``, ``results.json`` after each stage, one checkpoint per model.
+    ``out_dir``: ``config.toml``, ``results.json`` and its tidy table after each stage (``labels``:
+    extra columns of the table), one checkpoint per model, and the state of the model in training
+    after an epoch, at most every ``epoch_checkpoint_s`` seconds (a resumed run continues it).
     """
     cfg.validate()
-    return CifarDriver(cfg, torch.device(device), out_dir, resume, reporter, arrays).run()
+    return CifarDriver(
+        cfg, torch.device(device), out_dir, resume, reporter, arrays, labels, epoch_checkpoint_s
+    ).run()
 
 
 class CifarDriver(Driver):
@@ -77,10 +84,13 @@ class CifarDriver(Driver):
         resume: bool,
         reporter: Reporter | None,
         arrays: CifarArrays | None,
+        labels: dict[str, Any] | None = None,
+        epoch_checkpoint_s: float = 60.0,
     ):
-        super().__init__(cfg, out_dir, resume, reporter)
+        super().__init__(cfg, out_dir, resume, reporter, labels)
         self.device = device
         self.arrays = arrays
+        self.epoch_checkpoint_s = epoch_checkpoint_s
 
     def prepare(self) -> dict[str, Any]:
         d = self.cfg.data
@@ -93,6 +103,7 @@ class CifarDriver(Driver):
         run = self.context = CifarRun.create(
             self.cfg, self.device, self.out, self.resume, self.reporter, arrays
         )
+        run.epoch_checkpoint_s = self.epoch_checkpoint_s
         return {
             "mode": "cifar",
             "config": self.cfg.to_dict(),
@@ -119,10 +130,9 @@ class CifarDriver(Driver):
 
 def environment(cfg: CifarConfig, device: torch.device) -> dict[str, Any]:
     env = {
-        "device": str(device),
+        **host_environment(device),
         "precision": "bfloat16 autocast" if use_bf16(cfg.recipe, device) else "float32",
         "channels_last": cfg.recipe.channels_last,
-        **host_environment(device),
     }
     if device.type == "cuda":
         env["cuda"] = torch.version.cuda

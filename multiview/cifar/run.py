@@ -40,7 +40,9 @@ class CifarRun:
     """What the stages of one CIFAR run share: the config, the device, where models are saved
     (``out``, ``resume``), progress, the data on the device, the fast network's whitening filters,
     the data's identity (part of every model's key), the test images' indices in the full test set
-    (a subset), and the models each stage trained."""
+    (a subset), the models each stage trained, and how often a model in training saves its state
+    (``epoch_checkpoint_s``: at the end of an epoch, at least that many seconds after the last
+    save; 0: every epoch)."""
 
     cfg: CifarConfig
     device: torch.device
@@ -55,6 +57,7 @@ class CifarRun:
     test_index: Tensor | None
     models: dict[str, list[Trained]] = field(default_factory=dict)
     warmed_up: bool = False
+    epoch_checkpoint_s: float = 60.0
 
     @classmethod
     def create(

@@ -15,6 +15,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -26,6 +27,7 @@ from multiview.cifar.recipes import Recipe, lr_factor, steps_per_epoch, total_st
 from multiview.losses import practical_kd_loss
 
 ProgressFn = Callable[[int, int, float], None]  # (steps done, total steps, images per second)
+EpochFn = Callable[[dict[str, Any]], None]  # called with the training state after each epoch
 
 
 @dataclass
@@ -189,6 +191,29 @@ class _Timer:
         return time.perf_counter() - self.t0
 
 
+def training_state(
+    net: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    gen: torch.Generator,
+    epoch: int,
+    step: int,
+    seconds: float,
+) -> dict[str, Any]:
+    """Everything that determines the rest of a training after ``epoch`` epochs (``step`` optimizer
+    steps): the network's weights and buffers, the optimizer's state (momentum buffers), the
+    schedule's position (``step``; the learning rate is a function of it) and the data stream's
+    generator state (the next epoch's order and augmentation), and the seconds trained so far.
+    Tensors and plain data only (it is saved as a checkpoint)."""
+    return {
+        "epoch": epoch,
+        "step": step,
+        "seconds": seconds,
+        "net": net.state_dict(),
+        "optimizer": optimizer.state_dict(),
+        "generator": gen.get_state(),
+    }
+
+
 def train_model(
     net: nn.Module,
     data: DeviceSet,
@@ -200,11 +225,15 @@ def train_model(
     epochs: float | None = None,
     max_steps: int | None = None,
     progress: ProgressFn | None = None,
+    resume: dict[str, Any] | None = None,
+    on_epoch: EpochFn | None = None,
 ) -> TrainStats:
     """Train ``net`` (already on the device) in place for the recipe's epochs (or ``epochs``).
 
     ``gen`` (CPU) draws the data order and augmentation; ``loss_fn(logits, y, x, idx)`` is a mean
-    over the batch. ``max_steps`` stops early (a warm-up run). Returns :class:`TrainStats`.
+    over the batch. ``max_steps`` stops early (a warm-up run). ``on_epoch(state)`` receives
+    :func:`training_state` after every epoch but the last; ``resume`` (such a state) continues from
+    it, and the training ends exactly as the uninterrupted one would. Returns :class:`TrainStats`.
     """
     device = data.images.device
     if device.type == "cuda":
@@ -215,16 +244,21 @@ def train_model(
     if max_steps is not None:
         total = min(total, max_steps)
     optimizer = make_optimizer(net, recipe)
+    step, epoch, seconds_before = 0, 0, 0.0
+    if resume is not None:
+        net.load_state_dict(resume["net"])
+        optimizer.load_state_dict(resume["optimizer"])
+        gen.set_state(resume["generator"])
+        step, epoch, seconds_before = int(resume["step"]), int(resume["epoch"]), float(resume["seconds"])
     has_whiten = hasattr(net, "set_whiten_bias_trainable")
     timer = _Timer(device)
     net.train()
-    step = 0
     loss_sum = torch.zeros((), device=device)
     correct = torch.zeros((), device=device, dtype=torch.long)
     seen = 0
     timer.start()
     last_report = time.perf_counter()
-    epoch = 0
+    start_step = step
     while step < total:
         if has_whiten:
             net.set_whiten_bias_trainable(epoch < recipe.whiten_bias_epochs)
@@ -250,14 +284,18 @@ def train_model(
             step += 1
             if progress is not None and (time.perf_counter() - last_report > 0.5 or step == total):
                 last_report = time.perf_counter()
-                progress(step, total, step * recipe.batch_size / max(1e-9, last_report - timer.t0))
+                rate = (step - start_step) * recipe.batch_size / max(1e-9, last_report - timer.t0)
+                progress(step, total, rate)
         epoch += 1
-    seconds = timer.elapsed()
+        if on_epoch is not None and step < total:
+            on_epoch(training_state(net, optimizer, gen, epoch, step, seconds_before + timer.elapsed()))
+    trained = timer.elapsed()
+    seconds = seconds_before + trained
     net.eval()
     n_batches = max(1, -(-seen // recipe.batch_size))
     return TrainStats(
         seconds=seconds,
-        images_per_second=step * min(recipe.batch_size, len(data)) / max(seconds, 1e-9),
+        images_per_second=(step - start_step) * min(recipe.batch_size, len(data)) / max(trained, 1e-9),
         steps=step,
         epochs=step / per_epoch,
         final_loss=float(loss_sum) / n_batches,

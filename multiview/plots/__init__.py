@@ -1,7 +1,9 @@
 """Figures of a run's results (plain data in, :class:`matplotlib.figure.Figure` out).
 
 Every figure function takes the results dict (``results.json``, see :mod:`multiview.protocol`)
-and returns a Figure; :func:`save` writes it as PNG/PDF; :func:`render` writes a whole group.
+and returns a Figure, but those of :mod:`multiview.plots.seeds`, which take tidy tables
+(:func:`multiview.load`: a run or a whole sweep); :func:`save` writes it as PNG/PDF;
+:func:`render` writes a whole group.
 
 Groups (``multiview plot GROUP RUN``):
 
@@ -9,7 +11,8 @@ Groups (``multiview plot GROUP RUN``):
   self-KD students against their teachers;
 * ``dynamics``: Λ_{i,ℓ}(t) of winner and loser, the initial margin against the view that won;
 * ``distillation``: the students' second views, losing-view progress and err/μ against flow time;
-* ``theorems``: each method's err/μ with CI beside the bound; learned against fixed features;
+* ``theorems``: each method's err/μ with CI beside the bound, its spread over models; learned
+  against fixed features;
 * ``memorization``: own-noise against fresh-noise correlation by kind of training example;
 * ``cifar``: a CIFAR run (``multiview cifar``): accuracy per method, ensemble size, the models'
   wrong sets, channel split.
@@ -36,6 +39,7 @@ _EXPORTS: dict[str, tuple[str, ...]] = {
     "dynamics": ("initial_margin_figure", "lambda_trajectories_figure"),
     "groups": ("GROUPS", "SIMULATOR_GROUPS", "FigureFn", "Rendered", "groups_for", "render"),
     "memorization": ("memorization_figure",),
+    "seeds": ("error_bars_figure", "run_seed_spread_figure", "seed_spread_figure"),
     "style": ("DEFAULT_FORMATS", "load_results", "save"),
     "theorems": ("fixed_features_figure", "theorems_figure"),
     "views": (

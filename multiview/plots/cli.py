@@ -176,6 +176,64 @@ def plot_theorems(run: RunArg, out: OutOpt = None, formats: FormatOpt = "png,pdf
     _render(["theorems"], run, out, formats)
 
 
+@plot_app.command("seeds")
+def plot_seeds(
+    path: Annotated[Path, typer.Argument(help="A run folder, or a sweep folder (every finished unit).")],
+    out: Annotated[
+        Path | None, typer.Option("--out", "-o", help="Folder for the figure (default: PATH/figures).")
+    ] = None,
+    formats: FormatOpt = "png,pdf",
+    where: Annotated[
+        list[str] | None,
+        typer.Option("--where", "-w", help="A sweep: pin a swept parameter, KEY=VALUE; repeatable."),
+    ] = None,
+    learner: Annotated[str, typer.Option(help="cnn, random_features or ntk.")] = "cnn",
+) -> None:
+    """Each method's err/μ over its models and master seeds, with 95 % intervals, beside its bound.
+
+    A dot per model, a bar per master seed (its mean and Student-t interval over its models) and,
+    over a sweep's master seeds, their mean and interval. In a sweep, every swept parameter but
+    the master seed must be pinned with --where.
+
+    Example: multiview plot seeds runs/sweeps/paper_seeds --where data.mu=0.1
+    """
+    import multiview
+    from multiview.plots import save, seed_spread_figure
+    from multiview.plots.style import parse_formats
+    from multiview.settings import ConfigError, parse_assignment
+    from multiview.tidy import label_columns
+
+    try:
+        fmts = parse_formats(formats)
+    except ValueError as exc:
+        fail(f"--format {exc}")
+    try:
+        df = multiview.load(path)
+    except (FileNotFoundError, ValueError) as exc:
+        fail(f"PATH {exc}")
+    for item in where or []:
+        try:
+            key, value = parse_assignment(item)
+        except ConfigError as exc:
+            fail(f"--where {exc}")
+        if key not in label_columns(df):
+            swept = ", ".join(label_columns(df)) or "none"
+            fail(f"--where {key}: not a swept parameter of {path}; swept: {swept}")
+        df = df[df[key].astype(str) == str(value)] if isinstance(value, str) else df[df[key] == value]
+    varying = [c for c in label_columns(df) if df[c].nunique(dropna=False) > 1]
+    if varying:
+        choices = "; ".join(f"{c} ∈ {{{', '.join(map(str, sorted(df[c].unique())))}}}" for c in varying)
+        fail(f"swept parameters vary ({choices}): pin them with --where KEY=VALUE")
+    try:
+        fig = seed_spread_figure(df, learner)
+    except KeyError as exc:
+        fail(f"--learner {learner}: {exc.args[0]}")
+    folder = out if out is not None else (path.parent if path.suffix == ".json" else path) / "figures"
+    writable_folder(folder)
+    for written in save(fig, folder / "seed_spread", fmts):
+        console.print(f"wrote {written}", soft_wrap=True, highlight=False)
+
+
 @plot_app.command("memorization")
 def plot_memorization(run: RunArg, out: OutOpt = None, formats: FormatOpt = "png,pdf") -> None:
     """Noise memorization: correlation with own against fresh noise, by kind of example.

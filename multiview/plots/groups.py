@@ -22,6 +22,7 @@ from multiview.plots.cifar import (
 from multiview.plots.distillation import distillation_figure
 from multiview.plots.dynamics import initial_margin_figure, lambda_trajectories_figure
 from multiview.plots.memorization import memorization_figure
+from multiview.plots.seeds import run_seed_spread_figure
 from multiview.plots.style import DEFAULT_FORMATS, save
 from multiview.plots.theorems import fixed_features_figure, theorems_figure
 from multiview.plots.views import (
@@ -51,6 +52,7 @@ GROUPS: dict[str, dict[str, FigureFn]] = {
     },
     "theorems": {
         "theorems": theorems_figure,
+        "seed_spread": run_seed_spread_figure,
         "fixed_features": fixed_features_figure,
     },
     "memorization": {

@@ -315,6 +315,12 @@ def collect(
         Path | None,
         typer.Option("--out", "-o", help="Output path without extension.", show_default="SWEEP_DIR/table"),
     ] = None,
+    tidy_out: Annotated[
+        Path | None,
+        typer.Option(
+            "--tidy-out", help="Path without extension of the per-model table.", show_default="SWEEP_DIR/tidy"
+        ),
+    ] = None,
     formats: Annotated[
         str | None,
         typer.Option(
@@ -328,16 +334,22 @@ def collect(
         bool, typer.Option("--all", help="Also list units not finished (their metrics are empty).")
     ] = False,
 ) -> None:
-    """One table of a sweep: a row per unit with its swept values, seed, metrics and full config.
+    """The tables of a sweep: a row per unit (table.*), and a row per model (tidy.*).
 
-    Metrics (means over the unit's S models): single-view error of single models, error of each
-    method, ensemble / KD / self-KD / training-average gains (err(single) − err(method)), the
-    fraction of classes with exactly one view learned, lottery agreement, bound pass rate and
-    wall time. Written as CSV, and as Parquet too when pyarrow is installed.
+    table: each unit's swept values, seed, metrics and full config. Metrics (means over the unit's
+    S models): single-view error of single models, error of each method, ensemble / KD / self-KD /
+    training-average gains (err(single) − err(method)), the fraction of classes with exactly one
+    view learned, lottery agreement, bound pass rate and wall time.
+
+    tidy: one row per model × method × stratum (all, multi-view, single-view test examples) of
+    every finished unit, with the swept values, master seed, model index, error, err/μ, views
+    learned, convergence and steps: what error bars over seeds and master seeds come from
+    (the same rows as each unit's tidy.csv). Both written as CSV, and as Parquet too when pyarrow
+    is installed.
 
     Example: multiview collect runs/sweeps/mu_rho
     """
-    from multiview.sweep.collect import TABLE_FORMATS, build_table, have_parquet, write_table
+    from multiview.sweep.collect import TABLE_FORMATS, build_table, build_tidy, have_parquet, write_table
 
     if formats is None:
         fmts: tuple[str, ...] = ("csv", "parquet") if have_parquet() else ("csv",)
@@ -350,13 +362,15 @@ def collect(
             fail("--format parquet needs pyarrow: pip install 'multiview[parquet]' (or use --format csv)")
     try:
         df = build_table(sweep_dir, include_unfinished)
+        tidy = build_tidy(sweep_dir)
     except (FileNotFoundError, ValueError) as exc:
         fail(f"SWEEP_DIR {sweep_dir}: {exc}")
     try:
         paths = write_table(df, out or sweep_dir / "table", fmts)
+        paths += write_table(tidy, tidy_out or sweep_dir / "tidy", fmts)
     except OSError as exc:
         fail(f"{exc.filename or out}: {exc.strerror or exc}")
-    console.print(f"{len(df)} units × {len(df.columns)} columns")
+    console.print(f"{len(df)} units × {len(df.columns)} columns; {len(tidy)} rows of models")
     for path in paths:
         console.print(f"wrote {path}", soft_wrap=True, highlight=False)
     if formats is None and "parquet" not in fmts:

@@ -1,23 +1,32 @@
-"""One table of a sweep: a row per unit, its config and its metrics (``multiview collect``).
+"""The tables of a sweep (``multiview collect``): a row per unit, and a row per model.
 
-Columns, in order: ``unit`` (the config hash), ``status``, every swept key (dotted names, e.g.
-``data.mu``), ``seed`` (the master seed), the metrics of :data:`METRICS`, then the whole config
-flattened as ``config.<section>.<key>``. Metrics are means over the unit's S models; a metric whose
-stage did not run is NaN. Written as CSV and Parquet (through pandas) for notebooks.
+:func:`build_table`, one row per unit. Columns, in order: ``unit`` (the config hash), ``status``,
+every swept key (dotted names, e.g. ``data.mu``), ``seed`` (the master seed), the metrics of
+:data:`METRICS`, then the whole config flattened as ``config.<section>.<key>``. Metrics are means
+over the unit's S models; a metric whose stage did not run is NaN.
+
+:func:`build_tidy`, one row per model × method × stratum of every finished unit: the tidy tables of
+the units (:mod:`multiview.tidy`, the rows their ``tidy.csv`` holds, computed from their
+``results.json`` so that units finished before those tables existed are included), with the swept
+keys as columns; what error bars over seeds and master seeds are drawn from.
+
+Both are written as CSV and Parquet (through pandas) for notebooks.
 """
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
 from multiview import stages
-from multiview.config import SimConfig
-from multiview.files import atomic_write, read_json
+from multiview.files import read_json
 from multiview.settings import flatten_sections
 from multiview.stats import nanmean
 from multiview.sweep.store import DONE, SweepStore
+from multiview.tidy import TABLE_FORMATS as TABLE_FORMATS  # the writer of both tables, and its formats
+from multiview.tidy import cell, frame, tidy_rows
+from multiview.tidy import have_parquet as have_parquet
+from multiview.tidy import write_table as write_table
 
 METHODS = stages.names(stages.SYNTHETIC, stages.METHOD)
 LABELS = {m: stages.get(stages.SYNTHETIC, m).label for m in METHODS}
@@ -49,10 +58,8 @@ def unit_metrics(results: dict[str, Any]) -> dict[str, float]:
     """The table's metrics of one unit's ``results.json``."""
     nan = float("nan")
     out: dict[str, float] = {}
-    errors = {m: nanmean(results[m]["test_error"]["all"]) if m in results else nan for m in METHODS}
-    single_view = {
-        m: nanmean(results[m]["test_error"]["single_view"]) if m in results else nan for m in METHODS
-    }
+    errors = {m: _mean_error(results, m, "all") for m in METHODS}
+    single_view = {m: _mean_error(results, m, "single_view") for m in METHODS}
     out["single_view_error"] = single_view["single"]
     for m in METHODS:
         out[f"error_{m}"] = errors[m]
@@ -75,9 +82,7 @@ def build_table(root: str | Path, include_unfinished: bool = False):
     only, unless ``include_unfinished``; their metrics are then NaN)."""
     import pandas as pd
 
-    store = SweepStore(root)
-    if not store.units_dir.exists():
-        raise FileNotFoundError(f"{root} is not a sweep folder (no units/ inside)")
+    store = _store(root)
     swept = list(store.read_plan().get("swept_keys", []))
     rows = []
     for key in store.keys():
@@ -87,13 +92,12 @@ def build_table(root: str | Path, include_unfinished: bool = False):
         info = store.info(key)
         results = read_json(store.results_path(key)) if done else {}
         config = results.get("config") or info.get("config") or {}
-        flat = flatten_sections(config, SimConfig.sections())
+        flat = flatten_config(config)
         row: dict[str, Any] = {"unit": key, "status": DONE if done else store.state(key)}
-        for k in swept:
-            row[k] = _cell(flat.get(k))
+        row.update(swept_values(flat, swept))
         row["seed"] = flat.get("seed", info.get("seed"))
         row.update(unit_metrics(results) if done else {m: float("nan") for m in METRICS})
-        row.update({f"config.{k}": _cell(v) for k, v in flat.items()})
+        row.update({f"config.{k}": cell(v) for k, v in flat.items()})
         rows.append(row)
     columns = ["unit", "status", *swept, "seed", *METRICS]
     df = pd.DataFrame(rows, columns=None if rows else columns)
@@ -103,42 +107,47 @@ def build_table(root: str | Path, include_unfinished: bool = False):
     return df
 
 
-TABLE_FORMATS = ("csv", "parquet")
+def build_tidy(root: str | Path):
+    """A ``pandas.DataFrame`` with one row per model × method × stratum of every finished unit of
+    the sweep folder ``root`` (:mod:`multiview.tidy`), the swept keys after ``seed``, sorted by
+    the swept values and the master seed."""
+    store = _store(root)
+    swept = list(store.read_plan().get("swept_keys", []))
+    rows = []
+    for key in store.keys():
+        if store.is_done(key):
+            results = read_json(store.results_path(key))
+            flat = flatten_config(results.get("config", {}))
+            rows += tidy_rows(results, swept_values(flat, swept))
+    df = frame(rows, ("run", "seed", *swept))
+    order = [c for c in [*swept, "seed"] if c in df.columns]
+    if rows and order:
+        df = df.sort_values(order, kind="stable").reset_index(drop=True)
+    return df
 
 
-def have_parquet() -> bool:
-    """Whether pandas can write Parquet here (pyarrow, the ``parquet`` extra, is installed)."""
-    import importlib.util
-
-    return importlib.util.find_spec("pyarrow") is not None
+def flatten_config(config: dict[str, Any]) -> dict[str, Any]:
+    """A saved config (the simulator's or CIFAR's) as dotted keys: ``{"data.mu": 0.1, "seed": 0}``."""
+    return flatten_sections(config, [k for k, v in config.items() if isinstance(v, dict)])
 
 
-def write_table(df, prefix: str | Path, formats: tuple[str, ...] = ("csv", "parquet")) -> list[Path]:
-    """Write ``<prefix>.csv`` / ``<prefix>.parquet`` atomically; returns the paths written. Every
-    format is checked before anything is written."""
-    prefix = Path(prefix)
-    for fmt in formats:
-        if fmt not in TABLE_FORMATS:
-            raise ValueError(f"unknown table format {fmt!r}; use csv or parquet")
-        if fmt == "parquet" and not have_parquet():
-            raise ValueError("Parquet needs pyarrow: pip install 'multiview[parquet]' (or use --format csv)")
-    prefix.parent.mkdir(parents=True, exist_ok=True)
-    written = []
-    for fmt in formats:
-        path = prefix.with_name(prefix.name + "." + fmt)
-        write = df.to_csv if fmt == "csv" else df.to_parquet
-        atomic_write(path, lambda fh, write=write: write(fh, index=False))
-        written.append(path)
-    return written
+def swept_values(flat_config: dict[str, Any], swept: list[str]) -> dict[str, Any]:
+    """The value of every swept key in a flattened config (lists as text, :func:`multiview.tidy.cell`)."""
+    return {k: cell(flat_config.get(k)) for k in swept}
 
 
-def _cell(v: Any) -> Any:
-    """Lists become text (``single,ensemble``; ``[1.0, 2.0]``) so every column is a scalar."""
-    if isinstance(v, (list, tuple)):
-        if all(isinstance(x, str) for x in v):
-            return ",".join(v)
-        return json.dumps(list(v))
-    return v
+def _store(root: str | Path) -> SweepStore:
+    store = SweepStore(root)
+    if not store.units_dir.exists():
+        raise FileNotFoundError(f"{root} is not a sweep folder (no units/ inside)")
+    return store
+
+
+def _mean_error(results: dict[str, Any], method: str, stratum: str) -> float:
+    """The mean test error of a method's models on a stratum (NaN when the run has neither: a
+    CIFAR run has no single-view stratum)."""
+    errors = (results.get(method) or {}).get("test_error") or {}
+    return nanmean(errors[stratum]) if stratum in errors else float("nan")
 
 
 def _number(x: Any) -> float:

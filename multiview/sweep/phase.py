@@ -1,9 +1,10 @@
 """Phase diagrams: a metric over two swept parameters, as an annotated heatmap.
 
 :func:`phase_grid` averages the metric over master seeds (and over nothing else: any other
-parameter with several values must be pinned with ``where``); :func:`plot_phase` draws it with
-matplotlib's Agg backend in a colour-blind-safe colormap, axes labelled with the paper's symbols,
-every cell annotated, and writes PNG and PDF.
+parameter with several values must be pinned with ``where``), with the half-width of its 95 %
+Student-t interval over them; :func:`plot_phase` draws it with matplotlib's Agg backend in a
+colour-blind-safe colormap, axes labelled with the paper's symbols, every cell annotated with its
+mean (± that half-width where there are several master seeds), and writes PNG and PDF.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from multiview.stats import seed_interval
 from multiview.sweep.collect import METRICS
 
 #: The paper's symbol of each config key (matplotlib mathtext).
@@ -47,7 +49,8 @@ class PhaseError(ValueError):
 
 @dataclass
 class PhaseGrid:
-    """Mean of ``metric`` per (y, x) cell, and how many units each mean covers."""
+    """Mean of ``metric`` per (y, x) cell, how many units (master seeds) each mean covers, and the
+    half-width of its 95 % t-interval over them (NaN below two)."""
 
     x: str
     y: str
@@ -56,6 +59,7 @@ class PhaseGrid:
     ys: list[Any]
     values: list[list[float]]  # [len(ys)][len(xs)]
     counts: list[list[int]]
+    half_widths: list[list[float]]
 
 
 def axis_label(key: str) -> str:
@@ -91,9 +95,16 @@ def phase_grid(df, x: str, y: str, metric: str, where: dict[str, Any] | None = N
     ys = sorted(sub[y].unique())
     mean = sub.groupby([y, x])[metric].mean()
     count = sub.groupby([y, x])[metric].count()
+    cells = sub.groupby([y, x])[metric].apply(list)
     values = [[float(mean.get((yv, xv), math.nan)) for xv in xs] for yv in ys]
     counts = [[int(count.get((yv, xv), 0)) for xv in xs] for yv in ys]
-    return PhaseGrid(x, y, metric, list(xs), list(ys), values, counts)
+    halves = [[_half_width(cells.get((yv, xv), [])) for xv in xs] for yv in ys]
+    return PhaseGrid(x, y, metric, list(xs), list(ys), values, counts, halves)
+
+
+def _half_width(values: list[float]) -> float:
+    ci = seed_interval(values)
+    return math.nan if ci is None else (ci[1] - ci[0]) / 2
 
 
 def plot_phase(
@@ -134,16 +145,19 @@ def plot_phase(
             if math.isfinite(v):
                 r, g, b, _ = colormap((v - vmin) / (vmax - vmin))
                 light = 0.299 * r + 0.587 * g + 0.114 * b > 0.5
-                ax.text(
-                    j, i, _cell(v), ha="center", va="center", fontsize=9, color="black" if light else "white"
-                )
+                half = grid.half_widths[i][j]
+                text = _cell(v) + (f"\n±{_cell(half)}" if math.isfinite(half) else "")
+                ax.text(j, i, text, ha="center", va="center", fontsize=8, color="black" if light else "white")
             else:
                 ax.text(j, i, "–", ha="center", va="center", fontsize=9, color="black")
     label = METRICS.get(grid.metric, grid.metric)
     cbar = fig.colorbar(im, ax=ax)
     cbar.set_label(label)
     n = seeds if seeds is not None else max((c for row in grid.counts for c in row), default=0)
-    ax.set_title(title or f"{label}\nmean over {n} master seed{'s' if n != 1 else ''} per cell", fontsize=10)
+    spread = " ± 95% t-interval" if n > 1 else ""
+    ax.set_title(
+        title or f"{label}\nmean{spread} over {n} master seed{'s' if n != 1 else ''} per cell", fontsize=10
+    )
     fig.tight_layout()
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)

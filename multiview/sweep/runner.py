@@ -2,7 +2,8 @@
 
 :func:`run_unit` takes the unit's lock, skips it when its result is already stored, runs the
 protocol into ``units/<key>/`` with ``resume`` (finished stages of an interrupted attempt are
-loaded, not recomputed), and records the outcome in ``unit.json`` and ``events.jsonl``.
+loaded, not recomputed; a CIFAR unit's finished models too, and its model in training from its
+last saved epoch), and records the outcome in ``unit.json`` and ``events.jsonl``.
 """
 
 from __future__ import annotations
@@ -20,6 +21,10 @@ from multiview.settings import ConfigError
 from multiview.sweep.spec import Unit
 from multiview.sweep.store import DONE, FAILED, RUNNING, SweepStore
 from multiview.threads import resolve_threads, sleep_when_idle
+from multiview.tidy import cell
+
+WHERE = ("host", "pid", "device", "backend", "slurm_job")
+"""What ``unit.json`` says of where an attempt ran."""
 
 
 class UnitFailed(RuntimeError):
@@ -62,6 +67,11 @@ def run_unit(
         if not taken:
             return Outcome(unit.key, "busy")
         if store.is_done(unit.key):
+            info = store.info(unit.key)
+            if info.get("state") != DONE:  # an attempt stopped between its results and its record
+                where = {k: v for k, v in info.items() if k in ("started", *WHERE)}
+                store.write_info(unit, DONE, finished=time.time(), **where)
+                store.log_event("done", unit.key, recorded_later=True)
             return Outcome(unit.key, "cached")
         previous_threads = torch.get_num_threads()
         torch.set_num_threads(resolve_threads(threads))
@@ -75,8 +85,6 @@ def _attempt(
     store: SweepStore, unit: Unit, device: str, keep_stages: bool, raise_on_error: bool, backend: str
 ) -> Outcome:
     """One attempt at ``unit`` (its lock held): record the start, run, record the outcome."""
-    from multiview.protocol import run_protocol
-
     try:
         dev = str(resolve_device(device, "device"))
     except ConfigError:
@@ -88,7 +96,7 @@ def _attempt(
         "pid": os.getpid(),
         "device": dev,
         "backend": backend,
-        "slurm_job": _slurm_job_id(),
+        "slurm_job": slurm_job_id(),
     }
     store.write_info(
         unit,
@@ -101,7 +109,7 @@ def _attempt(
     store.log_event("start", unit.key, attempt=attempts, device=dev, backend=backend)
     t0 = time.perf_counter()
     try:
-        run_protocol(unit.config, dev, store.unit_dir(unit.key), resume=True)
+        run_protocol_of(unit, dev, store.unit_dir(unit.key))
     except Exception as exc:
         seconds = time.perf_counter() - t0
         tb = traceback.format_exc()
@@ -131,7 +139,24 @@ def _attempt(
     return Outcome(unit.key, DONE, seconds, device=dev)
 
 
-def _slurm_job_id() -> str | None:
+def run_protocol_of(unit: Unit, device: str, out: Path) -> None:
+    """Run ``unit``'s protocol (the simulator's, or CIFAR's for a CIFAR config) into ``out``,
+    resuming what an earlier attempt left there; its swept values label its tidy table."""
+    from multiview.cifar.config import CifarConfig
+
+    labels = {key: cell(value) for key, value in unit.params.items()}
+    if isinstance(unit.config, CifarConfig):
+        from multiview.cifar.protocol import run_cifar
+
+        run_cifar(unit.config, device, out, resume=True, labels=labels)
+    else:
+        from multiview.protocol import run_protocol
+
+        run_protocol(unit.config, device, out, resume=True, labels=labels)
+
+
+def slurm_job_id() -> str | None:
+    """The SLURM task this process runs in (``<array>_<task>`` in a job array), or None."""
     array, task = os.environ.get("SLURM_ARRAY_JOB_ID"), os.environ.get("SLURM_ARRAY_TASK_ID")
     if array and task:
         return f"{array}_{task}"

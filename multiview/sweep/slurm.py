@@ -1,9 +1,17 @@
 """The SLURM backend: the units as one job array, submitted and watched through ``submitit``.
 
 SLURM does the scheduling: :func:`submit` hands the units to ``executor.map_array`` (one array
-task per unit, at most ``array_parallelism`` at a time, with the partition, time limit, GPUs, CPUs
-and memory of ``[slurm]``). Each task runs :func:`multiview.sweep.runner.run_unit` with the Python
-interpreter that submitted it (same paths on the cluster's nodes), writing into the sweep folder.
+task per ``units_per_task`` units, at most ``array_parallelism`` at a time, with the partition,
+time limit, GPUs, CPUs and memory of ``[slurm]``). Each task is a :class:`UnitTask`: it runs its
+units one after another with :func:`multiview.sweep.runner.run_unit`, with the Python interpreter
+that submitted it (same paths on the cluster's nodes), writing into the sweep folder.
+
+A task that reaches its time limit is not lost: SLURM warns it ``signal_delay_s`` seconds before
+the limit, submitit calls :meth:`UnitTask.checkpoint`, which records a ``requeued`` event for its
+units and hands submitit the same call again, and the task is requeued (``scontrol requeue``, at
+most ``max_requeues`` times). The requeued task skips its finished units and resumes the others
+from their checkpoints: the simulator's per stage, CIFAR's per model and, within a model, per
+epoch (:mod:`multiview.cifar.fit`). A preempted task is requeued the same way.
 :func:`attach` re-attaches a re-run to tasks still queued or running from an earlier invocation
 instead of submitting them twice; :func:`watch` polls ``sacct`` (one call for all tasks), reports
 progress, and classifies each finished task from the result store: done, failed (the unit's code
@@ -14,7 +22,6 @@ NODE_FAIL, OUT_OF_MEMORY ...: such units stay pending and the next ``multiview s
 
 from __future__ import annotations
 
-import functools
 import getpass
 import shutil
 import subprocess
@@ -27,7 +34,7 @@ from typing import Any
 
 from multiview.files import read_json, write_json
 from multiview.sweep.plan import Problem, SweepReport
-from multiview.sweep.runner import run_unit
+from multiview.sweep.runner import Outcome, UnitFailed, run_unit, slurm_job_id
 from multiview.sweep.spec import SlurmOptions, Unit
 from multiview.sweep.store import FAILED, SweepStore
 
@@ -106,6 +113,7 @@ def executor_parameters(options: SlurmOptions) -> dict[str, Any]:
         "cpus_per_task": options.cpus_per_task,
         "mem_gb": options.mem_gb,
         "slurm_array_parallelism": options.array_parallelism,
+        "slurm_signal_delay_s": options.signal_delay_s,
     }
     if options.gpus_per_node > 0:
         params["gpus_per_node"] = options.gpus_per_node
@@ -119,27 +127,65 @@ def executor_parameters(options: SlurmOptions) -> dict[str, Any]:
     return params
 
 
+class UnitTask:
+    """What one array task runs: its units, one after another, into the sweep folder ``root``
+    (:func:`~multiview.sweep.runner.run_unit`). Every unit is attempted; when any failed, the task
+    ends FAILED (:class:`~multiview.sweep.runner.UnitFailed`) after the last one. submitit calls
+    :meth:`checkpoint` when the task reaches its time limit or is preempted."""
+
+    def __init__(self, root: str, device: str, threads: int, keep_stages: bool) -> None:
+        self.root = root
+        self.device = device
+        self.threads = threads
+        self.keep_stages = keep_stages
+
+    def __call__(self, units: list[Unit]) -> list[Outcome]:
+        outcomes = [
+            run_unit(self.root, u, self.device, self.threads, self.keep_stages, backend="slurm")
+            for u in units
+        ]
+        failed = [(u, o) for u, o in zip(units, outcomes, strict=True) if o.state == FAILED]
+        if failed:
+            store = SweepStore(self.root)
+            raise UnitFailed(
+                "; ".join(
+                    f"unit {u.key} ({u.label()}) failed: {o.error} (see {store.info_path(u.key)})"
+                    for u, o in failed
+                )
+            )
+        return outcomes
+
+    def checkpoint(self, units: list[Unit]) -> Any:
+        """Requeue the same units: their finished stages (and CIFAR models and epochs) are on disk,
+        so the next attempt resumes them. Records a ``requeued`` event for each unfinished unit."""
+        from submitit.helpers import DelayedSubmission
+
+        store = SweepStore(self.root)
+        for u in units:
+            if not store.is_done(u.key):
+                store.log_event("requeued", u.key, slurm_job=slurm_job_id())
+        return DelayedSubmission(self, units)
+
+
 def submit(
     store: SweepStore, units: list[Unit], options: SlurmOptions, keep_stages: bool = True
 ) -> list[Submitted]:
-    """Submit ``units`` as one job array; record the task ids in ``slurm/jobs.json``."""
+    """Submit ``units`` as one job array, ``units_per_task`` per task; record the task ids in
+    ``slurm/jobs.json``."""
     if not units:
         return []
     submitit = _submitit()
-    executor = submitit.AutoExecutor(folder=_folder(store, options), cluster="slurm")
-    executor.update_parameters(**executor_parameters(options))
-    fn = functools.partial(
-        run_unit,
-        str(store.root.resolve()),
-        device=options.device,
-        threads=options.threads,
-        keep_stages=keep_stages,
-        raise_on_error=True,
-        backend="slurm",
+    executor = submitit.AutoExecutor(
+        folder=_folder(store, options), cluster="slurm", slurm_max_num_timeout=options.max_requeues
     )
-    jobs = executor.map_array(fn, units)
-    _remember(store, options, {u.key: str(j.job_id) for u, j in zip(units, jobs, strict=True)})
-    return [Submitted(u, j) for u, j in zip(units, jobs, strict=True)]
+    executor.update_parameters(**executor_parameters(options))
+    task = UnitTask(str(store.root.resolve()), options.device, options.threads, keep_stages)
+    n = options.units_per_task
+    batches = [units[i : i + n] for i in range(0, len(units), n)]
+    jobs = executor.map_array(task, batches)
+    pairs = [(u, job) for batch, job in zip(batches, jobs, strict=True) for u in batch]
+    _remember(store, options, {u.key: str(job.job_id) for u, job in pairs})
+    return [Submitted(u, job) for u, job in pairs]
 
 
 def attach(store: SweepStore, units: list[Unit], options: SlurmOptions) -> tuple[list[Submitted], list[Unit]]:
@@ -217,9 +263,10 @@ def _state(job: Any) -> str:
 
 def _classify(store: SweepStore, s: Submitted, report: SweepReport, log_lines: int) -> None:
     key = s.unit.key
-    outcome = _result(s.job)
+    outcome = _result(s.job, key)
     if store.is_done(key):
-        if outcome is not None and getattr(outcome, "state", "") == "cached":
+        ran_here = store.info(key).get("slurm_job") == s.job_id  # an attempt of this task computed it
+        if outcome is not None and getattr(outcome, "state", "") == "cached" and not ran_here:
             report.skipped_done.append(key)
         else:
             report.computed.append(key)
@@ -247,14 +294,18 @@ def _classify(store: SweepStore, s: Submitted, report: SweepReport, log_lines: i
     )
 
 
-def _result(job: Any) -> Any:
-    """The task's return value when it wrote one and succeeded, else ``None`` (never waits)."""
+def _result(job: Any, key: str) -> Any:
+    """The outcome of unit ``key`` when its task wrote a result and succeeded, else ``None``
+    (never waits)."""
     try:
         if not job.paths.result_pickle.exists():
             return None
-        return job.result()
+        outcomes = job.result()
     except Exception:
         return None
+    if not isinstance(outcomes, list):
+        outcomes = [outcomes]
+    return next((o for o in outcomes if getattr(o, "key", None) == key), None)
 
 
 def _tail(job: Any, lines: int) -> str:

@@ -4,6 +4,7 @@ A spec has three tables (every key optional except at least one swept parameter 
 
     [sweep]
     name = "mu_rho"                 # default: the file's stem
+    protocol = "synthetic"          # or "cifar": units are CIFAR runs (recipe = "fast" | "paper")
     preset = "smoke"                # base preset (default: "default") ...
     config = "base.toml"            # ... and/or a config file on top of it (relative to the spec)
     stages = ["single", "ensemble", "kd"]   # protocol.stages of every unit
@@ -32,13 +33,21 @@ A spec has three tables (every key optional except at least one swept parameter 
     cpus_per_task = 4
     mem_gb = 16
     array_parallelism = 64
+    units_per_task = 1              # short units packed several per array task
+    max_requeues = 3                # a task that reaches its time limit is requeued this often
+    signal_delay_s = 90             # ... warned this many seconds before the limit
 
 Parameter keys are dotted config keys (``data.mu``), nested tables (``[sweep.parameters.data]``,
 ``mu = [...]``) or bare names that are unique across sections (``mu``). In ``mode = "random"``, a
 list is sampled uniformly and a ``{start, stop}`` range continuously (log-uniformly with
 ``log = true``; from its grid when ``num`` or ``step`` is given). A unit is one resolved config
 (the point, the master seed, the stages) with its S model seeds; its key is
-``SimConfig.config_hash()``. The three tables are settings sections (:mod:`multiview.settings`):
+``SimConfig.config_hash()``. With ``protocol = "cifar"`` a unit is one CIFAR run
+(:func:`multiview.cifar.protocol.run_cifar`, its S models on one device) of a
+:class:`~multiview.cifar.config.CifarConfig` built from ``recipe`` (default ``fast``), the config file
+and ``[sweep.set]`` (``"data.path"``, relative to the spec, says where the data is); its keys
+are CIFAR settings and its master seeds spread over GPUs and nodes like any units. The three tables
+are settings sections (:mod:`multiview.settings`):
 every value is converted and checked the way a config's is, and every error names the field and
 what is allowed.
 """
@@ -54,7 +63,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from multiview import stages as registry
-from multiview.config import SimConfig, get_preset
+from multiview.config import get_preset
 from multiview.device import check_device
 from multiview.settings import (
     Boolean,
@@ -89,7 +98,9 @@ class SweepTable(Section):
     master ``seeds`` (a list, or a count), the ``stages`` and where the results go."""
 
     name: str | None = None
-    preset: str = "default"
+    protocol: str = registry.SYNTHETIC
+    preset: str | None = None
+    recipe: str | None = None
     config: str | None = None
     out: str | None = None
     seeds: Any = None
@@ -104,7 +115,9 @@ class SweepTable(Section):
     section: ClassVar[str] = "sweep"
     constraints: ClassVar[dict[str, Constraint]] = {
         "name": NonEmpty(),
+        "protocol": OneOf((registry.SYNTHETIC, registry.CIFAR)),
         "preset": NonEmpty(),
+        "recipe": NonEmpty(),
         "config": NonEmpty(),
         "out": NonEmpty(),
         "mode": OneOf(MODES),
@@ -122,9 +135,15 @@ class SweepTable(Section):
             raise SpecError("sweep.samples: only used with mode = 'random' (a grid runs every combination)")
         for name in self.stages or ():
             try:
-                registry.get(registry.SYNTHETIC, name)
+                registry.get(self.protocol, name)
             except ValueError as exc:
                 raise SpecError(f"sweep.stages: {exc}") from None
+        if self.protocol == registry.CIFAR and self.preset is not None:
+            raise SpecError(
+                "sweep.preset: a CIFAR sweep starts from a recipe (sweep.recipe = 'fast' or 'paper')"
+            )
+        if self.protocol == registry.SYNTHETIC and self.recipe is not None:
+            raise SpecError("sweep.recipe: only a CIFAR sweep (sweep.protocol = 'cifar') has a recipe")
 
 
 @dataclass
@@ -145,7 +164,10 @@ class LocalOptions(Section):
 
 @dataclass
 class SlurmOptions(Section):
-    """Options of the SLURM backend (``[slurm]``); passed to ``submitit``."""
+    """Options of the SLURM backend (``[slurm]``); passed to ``submitit``. ``units_per_task``
+    units run one after another in one array task; a task that reaches its time limit is warned
+    ``signal_delay_s`` seconds before it (SLURM's resolution is about a minute), requeued and
+    resumes its units from their checkpoints, at most ``max_requeues`` times."""
 
     partition: str | None = None
     time_min: int = 60
@@ -163,6 +185,9 @@ class SlurmOptions(Section):
     threads: int = 0
     poll_s: float = 5.0
     folder: str | None = None
+    units_per_task: int = 1
+    max_requeues: int = 3
+    signal_delay_s: int = 90
 
     section: ClassVar[str] = "slurm"
     constraints: ClassVar[dict[str, Constraint]] = {
@@ -174,6 +199,9 @@ class SlurmOptions(Section):
         "device": Rule(check_device),
         "threads": Integer(0),
         "poll_s": Positive,
+        "units_per_task": Integer(1),
+        "max_requeues": Integer(0),
+        "signal_delay_s": Integer(1),
     }
 
 
@@ -200,7 +228,7 @@ class Unit:
     key: str
     seed: int
     params: dict[str, Any]
-    config: SimConfig
+    config: Settings  # a SimConfig, or a CifarConfig in a CIFAR sweep
 
     def label(self) -> str:
         """``data.mu=0.1 data.rho=0.2 seed=0``."""
@@ -235,7 +263,7 @@ class SweepSpec:
     """A validated sweep: the base config, what is swept, the seeds, and execution options."""
 
     name: str
-    base: SimConfig
+    base: Settings  # a SimConfig, or a CifarConfig in a CIFAR sweep
     parameters: list[Parameter]
     seeds: list[int]
     mode: str = "grid"
@@ -346,45 +374,58 @@ def _spec(tables: SpecTables, text: str, base_dir: Path, default_name: str) -> S
 # --------------------------------------------------------------------------------------------
 
 
-def _base_config(sweep: SweepTable, base_dir: Path) -> SimConfig:
-    """The preset, then the config file, then ``[sweep.set]``."""
-    try:
-        cfg = get_preset(sweep.preset)
-    except ConfigError as exc:
-        raise SpecError(f"sweep.preset: {exc}") from None
+def _base_config(sweep: SweepTable, base_dir: Path) -> Settings:
+    """The preset (a CIFAR sweep: the recipe), then the config file, then ``[sweep.set]``; a
+    relative ``data.path`` of a CIFAR sweep is relative to the spec."""
+    if sweep.protocol == registry.CIFAR:
+        from multiview.cifar.config import build
+
+        try:
+            cfg: Settings = build(sweep.recipe or "fast")
+        except ConfigError as exc:
+            raise SpecError(f"sweep.recipe: {exc}") from None
+    else:
+        try:
+            cfg = get_preset(sweep.preset or "default")
+        except ConfigError as exc:
+            raise SpecError(f"sweep.preset: {exc}") from None
     if sweep.config is not None:
         path = Path(sweep.config)
         path = path if path.is_absolute() else base_dir / path
         try:
-            cfg = SimConfig.load_toml(path, base=cfg)
+            cfg = type(cfg).load_toml(path, base=cfg)
         except ConfigError as exc:
             raise SpecError(f"sweep.config: {exc}") from None
-    return _apply(cfg, _flatten(sweep.set, "sweep.set"), "sweep.set")
+    cfg = _apply(cfg, _flatten(sweep.set, "sweep.set", type(cfg)), "sweep.set")
+    if sweep.protocol == registry.CIFAR and cfg.data.path and not Path(cfg.data.path).is_absolute():
+        cfg.data.path = str((base_dir / cfg.data.path).resolve())
+    return cfg
 
 
-def _apply(cfg: SimConfig, overrides: dict[str, Any], where: str) -> SimConfig:
+def _apply(cfg: Settings, overrides: dict[str, Any], where: str) -> Settings:
     try:
         return cfg.with_overrides(overrides)
     except ConfigError as exc:
         raise SpecError(f"{where}: {exc}") from None
 
 
-def _flatten(table: dict[str, Any], where: str, ranges: bool = False) -> dict[str, Any]:
-    """``{data: {mu: x}}``, ``{"data.mu": x}`` and ``{mu: x}`` all become ``{"data.mu": x}``."""
+def _flatten(table: dict[str, Any], where: str, cls: type[Settings], ranges: bool = False) -> dict[str, Any]:
+    """``{data: {mu: x}}``, ``{"data.mu": x}`` and ``{mu: x}`` all become ``{"data.mu": x}`` (keys
+    of the config class ``cls``)."""
     flat: dict[str, Any] = {}
     for key, value in table.items():
-        if key in SimConfig.sections() and isinstance(value, dict) and not (ranges and _is_range(value)):
+        if key in cls.sections() and isinstance(value, dict) and not (ranges and _is_range(value)):
             items = [(f"{key}.{sub}", v) for sub, v in value.items()]
         else:
             items = [(key, value)]
         for name, v in items:
             try:
-                full = SimConfig.resolve_key(name)
+                full = cls.resolve_key(name)
             except ConfigError as exc:
                 raise SpecError(f"{where}.{name}: {exc}") from None
-            if full not in SimConfig.all_keys():
+            if full not in cls.all_keys():
                 raise SpecError(
-                    f"{where}.{name}: unknown config key; known keys: {', '.join(SimConfig.all_keys())}"
+                    f"{where}.{name}: unknown config key; known keys: {', '.join(cls.all_keys())}"
                 )
             if full in flat:
                 raise SpecError(f"{where}.{name}: {full} is given twice")
@@ -396,9 +437,9 @@ def _is_range(value: Any) -> bool:
     return isinstance(value, dict) and ("start" in value or "stop" in value)
 
 
-def _parameters(table: dict[str, Any], base: SimConfig, mode: str) -> list[Parameter]:
+def _parameters(table: dict[str, Any], base: Settings, mode: str) -> list[Parameter]:
     out = []
-    for key, raw in _flatten(table, "sweep.parameters", ranges=True).items():
+    for key, raw in _flatten(table, "sweep.parameters", type(base), ranges=True).items():
         where = f"sweep.parameters.{key}"
         if key == "seed":
             raise SpecError(f"{where}: the master seed is swept with sweep.seeds (a list of integers)")
@@ -488,7 +529,7 @@ def _seeds(raw: Any) -> list[int]:
 # --------------------------------------------------------------------------------------------
 
 
-def _get_path(cfg: SimConfig, key: str) -> Any:
+def _get_path(cfg: Settings, key: str) -> Any:
     value = cfg.get(key)
     return list(value) if isinstance(value, tuple) else value
 

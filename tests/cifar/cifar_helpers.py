@@ -119,3 +119,19 @@ def jpeg_bytes(x: np.ndarray) -> bytes:
     buf = io.BytesIO()
     Image.fromarray(x).save(buf, format="JPEG")
     return buf.getvalue()
+
+
+def stand_in_arrays(n_train: int = 120, n_test: int = 40, seed: int = 0):
+    """Random images of the ten CIFAR-10 classes in turn, as :class:`CifarArrays` in memory."""
+    from multiview.cifar.data import CifarArrays
+
+    return CifarArrays(
+        train_x=random_images(n_train, seed),
+        train_y=np.arange(n_train) % 10,
+        test_x=random_images(n_test, seed + 1),
+        test_y=np.arange(n_test) % 10,
+        classes=list(CIFAR10_NAMES),
+        source="random stand-in images",
+        layout="arrays",
+        fingerprint=f"random-{seed}",
+    )

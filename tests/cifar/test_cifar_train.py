@@ -161,3 +161,49 @@ def test_tta_averages_the_views():
     flipped = predict(lambda x: net(x.flip(-1)), data, NORM, r, tta=0)
     torch.testing.assert_close(predict(net, data, NORM, r, tta=1), (plain + flipped) / 2)
     assert predict(net.forward, data, NORM, r, tta=2).shape == (8, 4)
+
+
+class Interrupted(Exception):
+    """Stands for the end of a job's time limit in the middle of a training."""
+
+
+def test_a_training_resumed_from_an_epoch_state_ends_as_the_uninterrupted_one():
+    train = colour_data(128, 0)
+    r = small_recipe(epochs=4.0, whiten_bias_epochs=2)  # the whitening bias freezes mid-way
+
+    def fresh():
+        return prepare(build_net("fast", 4, seed=3, fast_width=8), r, CPU)
+
+    whole = fresh()
+    seen = []
+    stats = train_model(
+        whole, train, NORM, r, torch.Generator().manual_seed(9), LabelLoss(), on_epoch=seen.append
+    )
+    assert [s["epoch"] for s in seen] == [1, 2, 3] and [s["step"] for s in seen] == [4, 8, 12]
+
+    def stop_after_two(state):
+        if state["epoch"] == 2:
+            saved.update(state)
+            raise Interrupted
+
+    saved: dict = {}
+    with pytest.raises(Interrupted):
+        train_model(
+            fresh(), train, NORM, r, torch.Generator().manual_seed(9), LabelLoss(), on_epoch=stop_after_two
+        )
+    assert torch.equal(
+        saved["optimizer"]["state"][0]["momentum_buffer"], seen[1]["optimizer"]["state"][0]["momentum_buffer"]
+    )
+    resumed = fresh()  # another process: fresh weights and generator, the state from the checkpoint
+    again = train_model(
+        resumed, train, NORM, r, torch.Generator().manual_seed(123), LabelLoss(), resume=saved
+    )
+    for (k, a), b in zip(whole.state_dict().items(), resumed.state_dict().values(), strict=True):
+        assert torch.equal(a, b), k
+    assert (again.steps, again.epochs, again.final_loss, again.train_accuracy) == (
+        stats.steps,
+        stats.epochs,
+        stats.final_loss,
+        stats.train_accuracy,
+    )
+    assert again.seconds >= saved["seconds"] > 0

@@ -2,7 +2,8 @@
 
     python tests/golden/make_golden.py
 
-The package is not imported: the values come straight from the paper's definitions.
+The package is not imported: the values come straight from the paper's definitions, and the
+intervals of ``stats.json`` straight from scipy.stats.
 """
 
 import json
@@ -64,6 +65,32 @@ def main() -> None:
         "theory_kd_coefficient": coef.tolist(),
     }
     (HERE / "losses.json").write_text(json.dumps(golden, indent=1))
+    (HERE / "stats.json").write_text(json.dumps(interval_cases(), indent=1))
+
+
+def interval_cases() -> dict:
+    """95 % intervals: of error counts k out of n test examples (Wilson, Clopper–Pearson), and of
+    the mean over seeds (Student-t, BCa bootstrap with 9999 resamples from stream 0)."""
+    from scipy import stats
+
+    proportions = []
+    for k, n in [(0, 100), (7, 100), (50, 100), (100, 100), (123, 20_000), (3, 7)]:
+        test = stats.binomtest(k, n)
+        wilson, exact = test.proportion_ci(0.95, "wilson"), test.proportion_ci(0.95, "exact")
+        proportions.append(
+            {"k": k, "n": n, "wilson": [wilson.low, wilson.high], "exact": [exact.low, exact.high]}
+        )
+    samples = [[0.1, 0.3, 0.2], [0.49, 0.52, 0.47, 0.5, 0.51], [0.01, 0.0, 0.03, 0.02, 0.0, 0.01, 0.05, 0.0]]
+    seeds = []
+    for xs in samples:
+        a = np.asarray(xs)
+        sem = a.std(ddof=1) / np.sqrt(len(a))
+        t = stats.t.interval(0.95, len(a) - 1, loc=a.mean(), scale=sem)
+        boot = stats.bootstrap(
+            (a,), np.mean, confidence_level=0.95, n_resamples=9999, method="BCa", rng=np.random.default_rng(0)
+        ).confidence_interval
+        seeds.append({"values": xs, "t": [float(t[0]), float(t[1])], "bootstrap": [boot.low, boot.high]})
+    return {"proportions": proportions, "seeds": seeds}
 
 
 if __name__ == "__main__":

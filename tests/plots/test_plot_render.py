@@ -84,7 +84,7 @@ def run_dir(results, tmp_path):
     [
         ("views", {"learned_views", "shared_views", "coverage", "students", "views_summary"}),
         ("dynamics", {"lambda_trajectories", "initial_margin"}),
-        ("theorems", {"theorems", "fixed_features"}),
+        ("theorems", {"theorems", "seed_spread", "fixed_features"}),
         ("memorization", {"memorization"}),
     ],
 )

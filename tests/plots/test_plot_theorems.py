@@ -58,3 +58,32 @@ def test_fixed_features_figure_needs_a_fixed_feature_stage(results):
     del results["random_features"]
     with pytest.raises(KeyError, match="random_features"):
         fixed_features_figure(results)
+
+
+def test_seed_spread_shows_models_master_seeds_and_their_intervals(results):
+    import pandas as pd
+
+    from multiview.plots import error_bars_figure, seed_spread_figure
+    from multiview.tidy import summarize, tidy_frame
+
+    one = tidy_frame(results)
+    two = pd.concat([one, one.assign(seed=one.seed + 1, error_over_mu=one.error_over_mu * 2)])
+    fig = seed_spread_figure(two)
+    (ax,) = fig.axes
+    labels = [t.get_text() for t in ax.get_yticklabels()]
+    assert labels[-1] == "single models" and "ensemble" in labels
+    diamonds = [c for c in ax.collections if c.get_offsets().shape == (1, 2) and c.get_paths()]
+    xs = sorted(round(float(c.get_offsets()[0][0]), 9) for c in diamonds)
+    singles = one[(one.learner == "cnn") & (one.method == "single") & (one.stratum == "all")].error_over_mu
+    m = float(singles.mean())
+    assert round(m, 9) in xs and round(2 * m, 9) in xs and round(1.5 * m, 9) in xs  # seeds 0, 1, their mean
+    summary = summarize(two[(two.learner == "cnn") & (two.stratum == "all")], by=["method"]).set_index(
+        "method"
+    )
+    low, high = summary.loc["single", ["low", "high"]]
+    lines = [tuple(line.get_xdata()) for line in ax.lines]
+    assert any(a == pytest.approx(low) and b == pytest.approx(high) for a, b in lines)  # over master seeds
+    assert "2 master seeds" in fig.get_suptitle()
+
+    bars = error_bars_figure(summary.reset_index().assign(x=1.0), x="x")
+    assert len(bars.axes[0].containers) == len(summary)

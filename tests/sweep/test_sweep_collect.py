@@ -63,6 +63,8 @@ def test_phase_grid_averages_over_master_seeds_and_pins_other_parameters(tmp_pat
     assert grid.xs == [0.1, 0.2] and grid.ys == [0.1, 0.3]
     assert grid.values[1][0] == pytest.approx(0.1 + 0.3 + 0.5)
     assert grid.counts == [[2, 2], [2, 2]]
+    # master seeds 0 and 1 differ by 1: sd/√2 = 0.5, times t_{0.975, 1}
+    assert grid.half_widths[1][0] == pytest.approx(12.706204736174707 * 0.5)
     paths = plot_phase(grid, tmp_path, ("png", "pdf"), "viridis")
     assert [p.name for p in paths] == ["phase_ensemble_gain_mu_rho.png", "phase_ensemble_gain_mu_rho.pdf"]
     assert all(p.stat().st_size > 1000 for p in paths)

@@ -7,8 +7,10 @@ import math
 import os
 
 import pandas as pd
+import pytest
 from sweep_helpers import flat, run_cli, write_spec
 
+import multiview
 from multiview.files import read_json
 from multiview.sweep.collect import METRICS, build_table
 from multiview.sweep.store import SweepStore
@@ -64,6 +66,23 @@ def test_local_sweep_runs_resumes_collects_and_plots(tmp_path, monkeypatch):
             assert math.isnan(row["kd_gain"])  # the KD stage did not run
             assert row["config.protocol.stages"] == "single,ensemble"
 
+    # And a row per model × method × stratum: the units' own tidy tables, with the swept keys.
+    units = pd.concat([pd.read_csv(store.unit_dir(k) / "tidy.csv") for k in keys])
+    assert list(units.columns[:4]) == ["run", "seed", "data.mu", "data.rho"]
+    for tidy in (pd.read_csv(out / "tidy.csv"), pd.read_parquet(out / "tidy.parquet"), multiview.load(out)):
+        assert len(tidy) == len(units) == 4 * 3 * (3 + 1)  # 4 units × 3 strata × (3 singles + 1 ensemble)
+        key = ["run", "method", "model", "stratum"]
+        merged = tidy.merge(units, on=key, suffixes=("", "_unit"))
+        assert len(merged) == len(tidy) and (merged["error"] == merged["error_unit"]).all()
+        assert (merged["data.mu"] == merged["data.mu_unit"]).all()
+        singles = tidy[(tidy.method == "single") & (tidy.stratum == "all")]
+        means = singles.groupby("run")["error"].mean()
+        table = pd.read_csv(out / "table.csv").set_index("unit")
+        assert means.to_dict() == pytest.approx(table.loc[means.index, "error_single"].to_dict())
+    assert (
+        multiview.load(store.unit_dir(keys[0]))["data.mu"] == units[units.run == keys[0]]["data.mu"].iloc[0]
+    ).all()
+
     # Without pyarrow (the parquet extra) the table is the CSV alone, with a note; asking for
     # Parquet then is a named refusal.
     monkeypatch.setattr("multiview.sweep.collect.have_parquet", lambda: False)
@@ -81,6 +100,17 @@ def test_local_sweep_runs_resumes_collects_and_plots(tmp_path, monkeypatch):
         assert path.exists() and path.stat().st_size > 1000
     bad = run_cli("plot", "phase", out, "--x", "mu", "--y", "sigma_0")
     assert bad.exit_code == 2 and "not a column" in bad.output
+
+    pinned = ("--where", "data.mu=0.1", "--where", "data.rho=0.3", "--format", "png")
+    spread = run_cli("plot", "seeds", out, *pinned)
+    assert spread.exit_code == 0, spread.output
+    assert (out / "figures" / "seed_spread.png").stat().st_size > 1000
+    unpinned = run_cli("plot", "seeds", out, "--where", "data.mu=0.1")
+    assert (
+        unpinned.exit_code == 2
+        and "data.rho" in flat(unpinned.output)
+        and "pin them" in flat(unpinned.output)
+    )
 
 
 def test_failed_units_are_recorded_skipped_and_retried(tmp_path):
@@ -133,3 +163,21 @@ def test_dry_run_lists_states_and_writes_nothing_and_a_sweep_folder_resumes(tmp_
     assert again.exit_code == 0 and flat(again.output).count(" done") >= 2
     assert run_cli("sweep", out, "--quiet").exit_code == 0
     assert {k: SweepStore(out).results_path(k).stat().st_mtime_ns for k in done} == done
+
+
+def test_a_unit_whose_attempt_stopped_after_its_results_is_recorded_done(tmp_path):
+    from multiview.sweep.plan import plan
+    from multiview.sweep.runner import run_unit
+    from multiview.sweep.spec import load_spec
+
+    out = tmp_path / "sweep"
+    spec = load_spec(write_spec(tmp_path / "one.toml", out, '"data.mu" = [0.1]'))
+    store = SweepStore(out)
+    (unit,) = plan(spec, store).run
+    assert run_unit(out, unit, "cpu", 1).state == "done"
+    # as if the task were requeued between writing results.json and recording the unit as done
+    store.write_info(unit, "running", slurm_job="7_0", host="node1")
+    assert run_unit(out, unit, "cpu", 1).state == "cached"
+    info = store.info(unit.key)
+    assert (info["state"], info["slurm_job"], info["host"]) == ("done", "7_0", "node1")
+    assert [e.get("recorded_later") for e in store.events() if e["event"] == "done"] == [None, True]

@@ -6,14 +6,21 @@ Each test has its own sweep folder, hence its own submitit folder.
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
+import threading
 import time
+from pathlib import Path
 
 import pytest
 from sweep_helpers import flat, run_cli, spec_text, write_spec
 
+from multiview import stages
 from multiview.sweep import slurm
 from multiview.sweep.collect import METRICS, build_table
 from multiview.sweep.plan import plan
+from multiview.sweep.runner import run_unit
 from multiview.sweep.spec import parse_spec
 from multiview.sweep.store import SweepStore
 
@@ -34,7 +41,7 @@ GRID = '"data.mu" = [0.1, 0.3]\n"data.rho" = [0.1, 0.3]'
 
 def test_grid_through_slurm_matches_the_same_grid_run_locally(tmp_path):
     via_slurm, local = tmp_path / "slurm_sweep", tmp_path / "local_sweep"
-    spec_s = write_spec(tmp_path / "s.toml", via_slurm, GRID, slurm=SLURM)
+    spec_s = write_spec(tmp_path / "s.toml", via_slurm, GRID, slurm=SLURM + "\nunits_per_task = 2")
     spec_l = write_spec(tmp_path / "l.toml", local, GRID)
     submitted = run_cli("sweep", spec_s, "--backend", "slurm", "--no-wait")
     assert submitted.exit_code == 0, submitted.output
@@ -47,6 +54,7 @@ def test_grid_through_slurm_matches_the_same_grid_run_locally(tmp_path):
 
     store = SweepStore(via_slurm)
     assert all(store.info(k)["backend"] == "slurm" and store.info(k)["slurm_job"] for k in store.keys())
+    assert len({store.info(k)["slurm_job"] for k in store.keys()}) == 2  # two units per array task
     a, b = build_table(via_slurm), build_table(local)
     assert list(a["unit"]) == list(b["unit"]) and len(a) == 4
     metrics = [m for m in METRICS if m != "wall_seconds"]
@@ -108,3 +116,97 @@ def test_cli_reports_a_failed_unit_and_its_log(tmp_path):
     result = run_cli("sweep", spec, "--backend", "slurm", "--quiet")
     assert result.exit_code == 1
     assert "failed" in result.output and "DataError" in result.output and "_log.err" in flat(result.output)
+
+
+# Nine stages of one to seven seconds each on one thread, 15 to 45 s in all: on a busy machine
+# longer than the first window a one-minute limit leaves, so the time limit interrupts the unit;
+# on a quiet one the test sends the same warning itself once the first stage is saved. Each stage
+# is shorter than any window, so every attempt finishes some.
+LONG_SET = """
+[sweep.set]
+"data.n_test" = 500
+"train.max_steps" = 6000
+"train.loss_threshold" = 0.0
+"protocol.kd_steps" = 4000
+"protocol.baseline_steps" = 2500
+"""
+LONG_STAGES = json.dumps(stages.names(stages.SYNTHETIC))
+# A one-minute limit, warned 20 s before it: SLURM's timer has a resolution of about 30 s, so the
+# warning comes 10 to 40 s into each attempt.
+REQUEUED = "cpus_per_task = 1\nmem_gb = 1\ntime_min = 1\nsignal_delay_s = 20\nmax_requeues = 8\nthreads = 1"
+COMPARE = Path(__file__).resolve().parents[2] / "scripts" / "compare_results.py"
+
+
+def _output(*cmd: str) -> str:
+    return subprocess.run(cmd, capture_output=True, text=True, check=False).stdout.strip()
+
+
+def _hurry_requeued(job_id: str, stop: threading.Event) -> None:
+    """SLURM holds a requeued job for about two minutes before it may start again (its begin time);
+    once the interrupted attempt has left the node, move that begin time to now so the test does
+    not wait for it."""
+    while not stop.wait(0.5):
+        held = _output("squeue", "-h", "-j", job_id, "-o", "%r") == "BeginTime"
+        if held and set(_output("sinfo", "-h", "-N", "-o", "%T").split()) == {"idle"}:
+            subprocess.run(["scontrol", "update", f"JobId={job_id}", "StartTime=now"], check=False)
+
+
+def _warn_once_a_stage_is_saved(job_id: str, store: SweepStore, key: str, stop: threading.Event) -> None:
+    """On a machine fast enough to finish every stage inside the first window, the time-limit
+    warning never comes. Once the first stage checkpoint is saved and no attempt has been requeued,
+    send the task the same signal SLURM sends before a time limit or a preemption (SIGUSR2), once."""
+    stages_dir = store.unit_dir(key) / "stages"
+    while not stop.wait(0.2):
+        if any(e["event"] == "requeued" for e in store.events() if e["key"] == key):
+            return
+        if stages_dir.is_dir() and any(stages_dir.glob("*.pt")):
+            subprocess.run(["scancel", "--signal=USR2", job_id], check=False)
+            return
+
+
+@pytest.mark.timeout(420)
+def test_a_unit_past_its_time_limit_is_requeued_and_resumes_to_the_same_numbers(tmp_path):
+    out = tmp_path / "sweep"
+    spec = parse_spec(spec_text(out, '"data.mu" = [0.1]', stages=LONG_STAGES, fixed=LONG_SET, slurm=REQUEUED))
+    store = SweepStore(out)
+    (unit,) = plan(spec, store).run
+    (task,) = slurm.submit(store, [unit], spec.slurm)
+    stop = threading.Event()
+    hurry = threading.Thread(target=_hurry_requeued, args=(task.job_id, stop), daemon=True)
+    warn = threading.Thread(
+        target=_warn_once_a_stage_is_saved, args=(task.job_id, store, unit.key, stop), daemon=True
+    )
+    hurry.start()
+    warn.start()
+    try:
+        reference = run_unit(tmp_path / "reference", unit, "cpu", threads=1)  # the same unit, uninterrupted
+        report = slurm.watch(store, [task], poll_s=1)
+    finally:
+        stop.set()
+        hurry.join()
+        warn.join()
+    assert reference.state == "done"
+    assert report.computed == [unit.key] and not report.problems, report.problems
+
+    events = [e for e in store.events() if e["key"] == unit.key]
+    starts = [e["time"] for e in events if e["event"] == "start"]
+    requeued = [e for e in events if e["event"] == "requeued"]
+    print(f"\n{len(starts)} attempts, requeued {len(requeued)} times: {[e['event'] for e in events]}")
+    assert len(requeued) >= 1 and len(starts) == len(requeued) + 1
+    assert store.info(unit.key)["attempts"] == len(starts) and store.info(unit.key)["backend"] == "slurm"
+    checkpoints = sorted((store.unit_dir(unit.key) / "stages").glob("*.pt"), key=lambda p: p.stat().st_mtime)
+    assert checkpoints[0].stat().st_mtime < starts[-1]  # a stage of an earlier attempt was loaded, not redone
+
+    # Every number of results.json and of every stage checkpoint as in the uninterrupted run.
+    same = subprocess.run(
+        [
+            sys.executable,
+            str(COMPARE),
+            str(store.unit_dir(unit.key)),
+            str(tmp_path / "reference" / "units" / unit.key),
+        ],
+        capture_output=True,
+        text=True,
+    )
+    print(same.stdout)
+    assert same.returncode == 0, same.stdout + same.stderr
