@@ -5,14 +5,16 @@
         --set kd_epochs=60 --set kd_t=0.5 --name e60-t0.5 --threads 1
 
 Loads the run's config (``config.toml``) and its single models (every one must be cached: only
-``[protocol]`` settings may be changed with ``--set``), then trains, against them, the KD students
+``[protocol]`` settings may be changed with ``--set``; without one, students train the default
+``kd_epochs_factor`` × the recipe's epochs), then trains, against them, the KD students
 ``--kd`` (taught by the ensemble of all single models), the self-KD students ``--self-kd`` (student
 i taught by single model i) and ``--control`` single models trained on the labels alone for the
-students' epochs (``protocol.kd_epochs``) from the same initialization as single model i: the
+students' epochs (``CifarConfig.student_epochs``) from the same initialization as single model i: the
 control that tells distillation from training longer. A screened model is its full run's
 counterpart (same seeds, same checkpoint key), saved under ``RUN/screens/NAME/models/``; a second
 screen of the same name loads what is there. Prints the accuracies beside the single models' and
-appends one JSON line per screen to ``--log`` (default ``scripts/cifar/screen.jsonl``).
+appends one JSON line per screen to ``--log`` (default ``scripts/cifar/screen.jsonl``), with the
+accuracy of the ensemble of each kind's screened models where there are two or more.
 """
 
 from __future__ import annotations
@@ -124,6 +126,9 @@ def main() -> None:
     for kind, models in trained.items():
         row[kind] = {str(m.index): m.record["test_accuracy"] for m in models}
         row[f"{kind}_train_seconds"] = {str(m.index): m.record["train_seconds"] for m in models}
+        if len(models) > 1:  # the ensemble of the screened models of this kind
+            logits = torch.stack([m.test_logits for m in models])
+            row[f"{kind}_ensemble"] = accuracy(ens.combine(logits, cfg.protocol.ensemble_combine), y)
     print(
         f"single {100 * np.mean(single_acc):.2f} % (seeds {[round(100 * a, 2) for a in single_acc]}), "
         f"ensemble {100 * row['ensemble']:.2f} %"

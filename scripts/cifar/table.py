@@ -36,6 +36,7 @@ LABELS = {
     "self_kd": "self-KD",
     "self_kd_ensemble": "ensemble of self-KD",
     "ensemble_of_kd": "ensemble of KD",
+    "control_ensemble": "ensemble of the singles at the students' epochs",
 }
 
 
@@ -182,6 +183,10 @@ def screen_rows(log: Path, name: str) -> tuple[dict, dict[str, dict]]:
                 "seconds": [secs[i] for i in idx if i in secs],
                 "epochs": [last["student_epochs"]],
             }
+    ensembles = (("kd", "ensemble_of_kd"), ("self_kd", "self_kd_ensemble"), ("control", "control_ensemble"))
+    for key, label in ensembles:
+        if f"{key}_ensemble" in last:
+            out[label] = {"index": [0], "acc": [last[f"{key}_ensemble"]], "seconds": None, "epochs": None}
     return last["protocol"], out
 
 
