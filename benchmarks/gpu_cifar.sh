@@ -10,6 +10,7 @@
 #   CIFAR_DATA   the data (.tar.gz, cifar-10-batches-py/ or ImageFolder); default: the shared
 #                cifar10-jpeg.tar.gz beside the checkout or under ./shared
 #   SEEDS=10  KD_STUDENTS=0 (0 = SEEDS)  EPOCHS= (recipe default)  STAGES=single,ensemble,kd,self_kd,ensemble_of_kd,overlap
+#   KD_EPOCHS_FACTOR= (default 3: students train 3x their teachers' epochs; 1: as long)
 #   RUN_DIR      where checkpoints go (default /tmp/gpu-cifar-run); results.json, config.toml,
 #                summary.json and the log are copied to OUT_DIR (default $OUT or runs/gpu-cifar)
 #   RESUME=1     reuse finished models in RUN_DIR
@@ -63,7 +64,8 @@ overrides = {
     "warmup_steps": 50,
 }
 for env, key, kind in (("EPOCHS", "epochs", float), ("TRAIN_SUBSET", "train_subset", int),
-                       ("TEST_SUBSET", "test_subset", int), ("WIDTH", "fast_width", int)):
+                       ("TEST_SUBSET", "test_subset", int), ("WIDTH", "fast_width", int),
+                       ("KD_EPOCHS_FACTOR", "kd_epochs_factor", float)):
     if os.environ.get(env):
         overrides[key] = kind(os.environ[env])
 cfg = config.build("fast", overrides)

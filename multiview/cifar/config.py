@@ -162,7 +162,10 @@ class CifarProtocol(Section):
     Training the average: ``training_average_models`` models, each of ``training_average_K``
     sub-networks (0 = S) trained with one loss on their mean logits. KD: ``kd_students`` students
     (0 = S) of the ensemble of all S single models; self-KD: one student per single model; both
-    with t·CE + (1 − t)·T²·H(teacher/T, student/T), t = ``kd_t``, T = ``kd_temperature``.
+    with t·CE + (1 − t)·T²·H(teacher/T, student/T), t = ``kd_t``, T = ``kd_temperature``, each
+    student trained for ``kd_epochs`` epochs, or (``kd_epochs`` = 0) ``kd_epochs_factor`` times the
+    recipe's epochs (its teachers'): 3 by default, measured in docs/cifar.md; 1 trains the students
+    as long as their teachers.
     Channel split: at layer ``channel_split_layer`` (``a``: after the first block group, ``b``:
     after the second) of the first ``channel_split_seeds`` single models (0 = S), keep a seeded
     1/n of the channels for each n in ``channel_split_n`` and train a new network from that layer
@@ -178,6 +181,8 @@ class CifarProtocol(Section):
     kd_students: int = 0
     kd_t: float = 0.1
     kd_temperature: float = 4.0
+    kd_epochs: float = 0.0
+    kd_epochs_factor: float = 3.0
     channel_split_layer: str = "b"
     channel_split_n: tuple[int, ...] = (1, 2, 4, 8)
     channel_split_seeds: int = 0
@@ -194,6 +199,8 @@ class CifarProtocol(Section):
         "kd_students": Integer(0),
         "kd_t": Number(0.0, 1.0),
         "kd_temperature": Positive,
+        "kd_epochs": Number(0.0),
+        "kd_epochs_factor": Positive,
         "channel_split_layer": OneOf(("a", "b")),
         "channel_split_seeds": Integer(0),
         "channel_split_epochs": Number(),
@@ -238,6 +245,12 @@ class CifarConfig(Settings):
     @property
     def num_classes(self) -> int:
         return self.data.num_classes
+
+    @property
+    def student_epochs(self) -> float:
+        """The epochs of a KD or self-KD student: ``protocol.kd_epochs``, or
+        ``protocol.kd_epochs_factor`` times the recipe's."""
+        return self.protocol.kd_epochs or self.protocol.kd_epochs_factor * self.recipe.epochs
 
     def identity(self) -> dict[str, Any]:
         """The settings that determine results (the data's location and cache are left out)."""

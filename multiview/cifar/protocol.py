@@ -20,6 +20,7 @@ rewritten (atomically) after every stage.
 from __future__ import annotations
 
 import copy
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -257,12 +258,21 @@ def _teacher(run: CifarRun, members: list[nn.Module]) -> Teacher:
     return teacher
 
 
-@implements(CIFAR, "kd")
-def stage_kd(run: CifarRun) -> dict[str, Any]:
+def _student_parts(run: CifarRun) -> dict[str, Any]:
+    """The KD settings in a student's key; its epochs only where they differ from the recipe's
+    (so a student trained as long as its teachers keeps the key it had before ``kd_epochs``)."""
+    c, p = run.cfg, run.cfg.protocol
+    parts: dict[str, Any] = {"t": p.kd_t, "T": p.kd_temperature}
+    if c.student_epochs != c.recipe.epochs:
+        parts["epochs"] = c.student_epochs
+    return parts
+
+
+def kd_students(run: CifarRun, indices: Iterable[int]) -> list[Trained]:
+    """Train (or load) the KD students ``indices`` of the ensemble of ``run.models["single"]``."""
     c, p = run.cfg, run.cfg.protocol
     singles = run.models["single"]
     M = p.n_kd_students
-    run.reporter.stage_started("kd", M)
     teacher_keys = [m.key for m in singles]
     shared: list[Teacher] = []
 
@@ -272,15 +282,9 @@ def stage_kd(run: CifarRun) -> dict[str, Any]:
         return KDLoss(shared[0], p.kd_t, p.kd_temperature)
 
     models = []
-    for i in range(M):
+    for i in indices:
         seed = derive_seed(c.seed, "kd", i, "init")
-        parts = {
-            "init": seed,
-            "teachers": teacher_keys,
-            "combine": p.ensemble_combine,
-            "t": p.kd_t,
-            "T": p.kd_temperature,
-        }
+        parts = {"init": seed, "teachers": teacher_keys, "combine": p.ensemble_combine, **_student_parts(run)}
         t = fit(
             run,
             "kd",
@@ -289,24 +293,21 @@ def stage_kd(run: CifarRun) -> dict[str, Any]:
             parts,
             lambda seed=seed: new_net(run, seed),
             kd_loss,
+            epochs=c.student_epochs,
         )
         models.append(t)
-    run.models["kd"] = models
-    out = models_json(models, run)
-    out["teacher"] = {"members": len(singles), "combine": p.ensemble_combine}
-    out["t"], out["temperature"] = p.kd_t, p.kd_temperature
-    return out
+    return models
 
 
-@implements(CIFAR, "self_kd")
-def stage_self_kd(run: CifarRun) -> dict[str, Any]:
+def self_kd_students(run: CifarRun, indices: Iterable[int]) -> list[Trained]:
+    """Train (or load) the self-KD students ``indices``, student i taught by single model i."""
     c, p = run.cfg, run.cfg.protocol
     singles = run.models["single"]
-    run.reporter.stage_started("self_kd", len(singles))
     models = []
-    for i, teacher_model in enumerate(singles):
+    for i in indices:
+        teacher_model = singles[i]
         seed = derive_seed(c.seed, "self_kd", i, "init")
-        parts = {"init": seed, "teacher": teacher_model.key, "t": p.kd_t, "T": p.kd_temperature}
+        parts = {"init": seed, "teacher": teacher_model.key, **_student_parts(run)}
         t = fit(
             run,
             "self_kd",
@@ -315,9 +316,30 @@ def stage_self_kd(run: CifarRun) -> dict[str, Any]:
             parts,
             lambda seed=seed: new_net(run, seed),
             lambda net=teacher_model.net: KDLoss(_teacher(run, [net]), p.kd_t, p.kd_temperature),
+            epochs=c.student_epochs,
         )
         models.append(t)
-    run.models["self_kd"] = models
+    return models
+
+
+@implements(CIFAR, "kd")
+def stage_kd(run: CifarRun) -> dict[str, Any]:
+    p = run.cfg.protocol
+    singles = run.models["single"]
+    run.reporter.stage_started("kd", p.n_kd_students)
+    models = run.models["kd"] = kd_students(run, range(p.n_kd_students))
+    out = models_json(models, run)
+    out["teacher"] = {"members": len(singles), "combine": p.ensemble_combine}
+    out["t"], out["temperature"] = p.kd_t, p.kd_temperature
+    return out
+
+
+@implements(CIFAR, "self_kd")
+def stage_self_kd(run: CifarRun) -> dict[str, Any]:
+    p = run.cfg.protocol
+    singles = run.models["single"]
+    run.reporter.stage_started("self_kd", len(singles))
+    models = run.models["self_kd"] = self_kd_students(run, range(len(singles)))
     out = models_json(models, run)
     out["teacher_accuracy"] = [m.record["test_accuracy"] for m in singles]
     out["t"], out["temperature"] = p.kd_t, p.kd_temperature

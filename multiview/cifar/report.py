@@ -53,9 +53,10 @@ def paper_table(results: dict[str, Any]) -> Table:
 
 
 def methods_table(results: dict[str, Any]) -> Table:
-    """One row per method: models, accuracy mean ± std, range, training seconds per model."""
+    """One row per method: models, their epochs, accuracy mean ± std, range, training seconds per
+    model."""
     t = Table(title="Methods", title_justify="left")
-    for col in ("method", "models", "accuracy", "min", "max", "s / model", "images / s"):
+    for col in ("method", "models", "epochs", "accuracy", "min", "max", "s / model", "images / s"):
         t.add_column(col, justify="right")
     for key, label in METHODS:
         part = results.get(key)
@@ -64,9 +65,11 @@ def methods_table(results: dict[str, Any]) -> Table:
         acc = part["test_accuracy"]
         secs = part.get("train_seconds")
         ips = part.get("images_per_second")
+        epochs = part.get("epochs")
         t.add_row(
             label,
             str(part.get("K", len(acc))) if key.startswith("ensemble") else str(len(acc)),
+            f"{sum(epochs) / len(epochs):g}" if epochs else "–",
             _mean_std(acc),
             _pct(min(acc)),
             _pct(max(acc)),

@@ -20,6 +20,15 @@ def test_recipes_fill_the_recipe_section():
         cfg_mod.build("slow")
 
 
+def test_students_train_three_times_their_teachers_epochs_by_default():
+    fast = cfg_mod.build("fast")
+    assert (fast.protocol.kd_epochs, fast.protocol.kd_epochs_factor) == (0.0, 3.0)
+    assert fast.student_epochs == 3 * fast.recipe.epochs == 30.0
+    assert cfg_mod.build("fast", {"epochs": 20}).student_epochs == 60.0
+    assert cfg_mod.build("fast", {"kd_epochs_factor": 1}).student_epochs == fast.recipe.epochs
+    assert cfg_mod.build("fast", {"kd_epochs": 25, "kd_epochs_factor": 2}).student_epochs == 25.0
+
+
 def test_overrides_bare_and_dotted_and_lists():
     cfg = cfg_mod.build(
         "paper",
@@ -52,6 +61,8 @@ def test_overrides_bare_and_dotted_and_lists():
         ("arch", "wrn-27-10", "model.arch = 'wrn-27-10'"),
         ("stages", "single,teaching", "protocol.stages = 'teaching': must be one of"),
         ("kd_t", 1.5, "protocol.kd_t = 1.5: must be in [0.0, 1.0]"),
+        ("kd_epochs", -1, "protocol.kd_epochs = -1.0: must be in [0.0, ∞)"),
+        ("kd_epochs_factor", 0, "protocol.kd_epochs_factor = 0.0: must be in (0.0, ∞)"),
         ("channel_split_n", [0, 2], "protocol.channel_split_n = [0, 2]: a list of integers ≥ 1"),
         ("nonsense", 1, "unknown setting 'nonsense'"),
         ("recipe.nonsense", 1, "unknown setting 'recipe.nonsense'; recipe has: name, epochs"),

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import math
+import shutil
 
 import numpy as np
 import pytest
@@ -177,6 +178,47 @@ def test_a_model_is_determined_by_config_and_seed(run, tiny_arrays, tiny_data, t
     rec = Recorder()
     run_cifar(changed, "cpu", tmp_path, resume=True, reporter=rec, arrays=tiny_arrays)
     assert rec.finished == [("single", 0, False)]  # a different recipe does not reuse the checkpoint
+
+
+def test_students_train_three_times_their_teachers_epochs_and_their_keys_follow(
+    run, tiny_arrays, tiny_data, tmp_path
+):
+    cfg, out, res, _ = run
+    steps = res["single"]["steps"][0]
+    for stage in ("kd", "self_kd"):  # the default: kd_epochs_factor = 3
+        assert res[stage]["epochs"] == [3.0] * S
+        assert res[stage]["steps"] == [3 * steps] * S
+    assert res["single"]["epochs"] == [1.0] * S
+    shutil.copytree(out, tmp_path / "run")
+    stages = "single,ensemble,kd,self_kd"
+    same = tiny_config(*tiny_data, stages=stages, kd_epochs=3)  # the same epochs, asked for in epochs
+    rec = Recorder()
+    again = run_cifar(same, "cpu", tmp_path / "run", resume=True, reporter=rec, arrays=tiny_arrays)
+    assert all(cached for _, _, cached in rec.finished)
+    assert again["kd"]["test_accuracy"] == res["kd"]["test_accuracy"]
+    as_long = tiny_config(*tiny_data, stages=stages, kd_epochs_factor=1)
+    rec = Recorder()
+    again = run_cifar(as_long, "cpu", tmp_path / "run", resume=True, reporter=rec, arrays=tiny_arrays)
+    assert rec.finished == [("single", i, True) for i in range(S)] + [
+        (stage, i, False) for stage in ("kd", "self_kd") for i in range(S)
+    ]  # the teachers are reused, the students retrained
+    for stage in ("kd", "self_kd"):
+        assert again[stage]["epochs"] == [1.0] * S
+        assert again[stage]["steps"] == [steps] * S
+
+
+def test_a_student_as_long_as_its_teachers_keeps_its_key_without_epochs():
+    """Checkpoints saved before the students had their own epochs (no "epochs" in their key) are
+    the students of kd_epochs_factor = 1 (or kd_epochs = the recipe's)."""
+    from types import SimpleNamespace
+
+    from multiview.cifar.protocol import _student_parts
+
+    def parts(**extra):
+        return _student_parts(SimpleNamespace(cfg=cfg_mod.build("fast", {"epochs": 20, **extra})))
+
+    assert parts(kd_epochs_factor=1) == parts(kd_epochs=20) == {"t": 0.1, "T": 4.0}
+    assert parts() == parts(kd_epochs=60) == {"t": 0.1, "T": 4.0, "epochs": 60.0}
 
 
 @pytest.mark.slow
