@@ -186,9 +186,10 @@ def test_a_unit_past_its_time_limit_is_requeued_and_resumes_to_the_same_numbers(
         hurry.join()
         warn.join()
     assert reference.state == "done"
-    assert report.computed == [unit.key] and not report.problems, report.problems
-
     events = [e for e in store.events() if e["key"] == unit.key]
+    told = f"{report}; events {events}"
+    assert report.computed == [unit.key] and not report.problems, told
+
     starts = [e["time"] for e in events if e["event"] == "start"]
     requeued = [e for e in events if e["event"] == "requeued"]
     print(f"\n{len(starts)} attempts, requeued {len(requeued)} times: {[e['event'] for e in events]}")
