@@ -115,9 +115,11 @@ def main() -> int:
             yes[g["met"]] if nm != "orthogonal" else "–",
         )
     for name, b in report.get("step_vs_bandwidth", {}).items():
+        cpu = b.get("cpu_fraction_of_bandwidth")
+        on_cpu = f"; by CPU time {cpu:.2f}" if cpu is not None and b.get("threads") == 1 else ""
         t.add_row(
             f"training step / memory bandwidth, orthogonal model, {name} shapes "
-            f"({b['achieved_GBps']:.1f} of {b['triad_GBps']:.1f} GB/s STREAM triad; "
+            f"({b['achieved_GBps']:.1f} of {b['triad_GBps']:.1f} GB/s STREAM triad{on_cpu}; "
             f"{b['bytes_per_step'] / 1e6:.0f} MB per step, a fused step {b['floor_fraction']:.2f} of it)",
             f"{b['fraction_of_bandwidth']:.2f}",
             "≥ 0.5",
