@@ -53,10 +53,11 @@ PROJECTIONS: dict[str, tuple[str, dict[str, Any]]] = {
     "paper": ("paper", {}),
     "paper_kd": ("paper_kd", {}),
     "paper_kd k=20 m=16 N=1000": ("paper_kd", {"data.k": 20, "data.n_train": 1000}),
+    "paper k=20 m=16": ("paper", {"data.k": 20, "model.m": 16}),
 }
-"""The configurations whose whole protocol :func:`project` estimates: the two presets, and
+"""The configurations whose whole protocol :func:`project` estimates: the two presets,
 ``paper_kd`` at k = 20 with 50 training examples per class as at k = 10
-(``scripts/sweeps/kd_k20.toml``)."""
+(``scripts/sweeps/kd_k20.toml``), and ``paper`` itself at k = 20, m = 16 (N = 500)."""
 
 USED_STEPS: dict[str, dict[str, int]] = {
     "paper": {"single": 1867},
