@@ -59,6 +59,9 @@ PROJECTIONS: dict[str, tuple[str, dict[str, Any]]] = {
 ``paper_kd`` at k = 20 with 50 training examples per class as at k = 10
 (``scripts/sweeps/kd_k20.toml``), and ``paper`` itself at k = 20, m = 16 (N = 500)."""
 
+QUICK_PROJECTIONS = ("paper", "paper_kd")
+"""The projections of ``--quick`` (each k = 20 point takes 2–4 minutes on this machine)."""
+
 USED_STEPS: dict[str, dict[str, int]] = {
     "paper": {"single": 1867},
     "paper_kd": {
@@ -467,7 +470,12 @@ def main() -> int:
     ap.add_argument(
         "--axes", default=None, help=f"comma-separated parameters to vary, of {', '.join(AXES)}; '' for none"
     )
-    ap.add_argument("--projections", default=",".join(PROJECTIONS), help="comma-separated; '' for none")
+    ap.add_argument(
+        "--projections",
+        default=None,
+        help=f"comma-separated, of {', '.join(PROJECTIONS)}; '' for none "
+        "(default: all; with --quick the first two, the k = 20 points taking minutes each)",
+    )
     ap.add_argument("--out", default="benchmarks/stages.json")
     ap.add_argument(
         "--figure", default="", help="path stem of the figure (png), e.g. docs/figures/stage_scaling"
@@ -478,7 +486,14 @@ def main() -> int:
     threads = use_threads(args.threads)
     from benchmarks.common import write_report
 
-    names = tuple(n for n in args.projections.split(",") if n)
+    if args.projections is None:
+        names = QUICK_PROJECTIONS if args.quick else tuple(PROJECTIONS)
+    else:
+        names = tuple(n for n in args.projections.split(",") if n)
+        unknown = set(names) - set(PROJECTIONS)
+        if unknown:
+            known = ", ".join(PROJECTIONS)
+            ap.error(f"unknown projection(s) {', '.join(sorted(unknown))}; choose from {known}")
     axes = None
     if args.axes is not None:
         table = QUICK_AXES if args.quick else AXES

@@ -22,7 +22,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from benchmarks.bench_data import data_generation, sampler_vs_randn  # noqa: E402
 from benchmarks.bench_protocol import full_protocol  # noqa: E402
 from benchmarks.bench_scaling import scaling  # noqa: E402
-from benchmarks.bench_stages import stage_figure, stage_scaling  # noqa: E402
+from benchmarks.bench_stages import QUICK_PROJECTIONS, stage_figure, stage_scaling  # noqa: E402
 from benchmarks.bench_training import batched_vs_loop, step_vs_bandwidth, step_vs_gemm_peak  # noqa: E402
 from benchmarks.common import machine, write_report  # noqa: E402
 from multiview.terminal import make_console  # noqa: E402
@@ -83,7 +83,7 @@ def main() -> int:
     if "scaling" not in skip:
         report["scaling"] = scaling(str(device), quick=args.quick)
     if "stages" not in skip:
-        projections = ("paper", "paper_kd") if args.quick else None
+        projections = QUICK_PROJECTIONS if args.quick else None
         report["stages"] = stage_scaling(str(device), quick=args.quick, projections=projections)
         if args.figure:
             from multiview.plots.style import save
