@@ -271,6 +271,7 @@ def stage_scaling(
     n_test = n_test or (2000 if quick else 5000)
     projections = tuple(PROJECTIONS) if projections is None else projections
     measured: dict[str, dict[str, Any]] = {}
+    started = time.perf_counter()
 
     def point(preset: str, over: dict[str, Any]) -> dict[str, Any]:
         key = f"{preset} " + " ".join(f"{k}={v}" for k, v in sorted(over.items()))
@@ -317,6 +318,7 @@ def stage_scaling(
         "axes": out_axes,
         "projections": out_proj,
         "points": measured,
+        "seconds": time.perf_counter() - started,
     }
 
 
