@@ -335,12 +335,12 @@ EVALUATIONS = {
     "kd": 1,
     "kd_onehot": 1,
     "self_kd": 1,
-    "random_features": 2,
     "ntk": 3,
 }
 """Passes over the test set a stage makes at its end, each about as costly per example as the
-students' probe (S CNNs' logits): the models' test logits; the random features of two feature
-sets; the three NTK families' logits. The ensembles only combine logits."""
+students' probe (S CNNs' logits): the models' test logits; the three NTK families' logits. The
+other stages' fixed part (the random-feature maps of the test set, the ensembles' combinations)
+is taken as proportional to the test set."""
 
 
 def project(
@@ -354,11 +354,11 @@ def project(
     of the same shape: per training, seconds per plain step × its steps, plus its logged steps ×
     their extra (the students' probe scaled to the preset's ``kd_eval_examples``); per stage, its
     fixed part as measured plus :data:`EVALUATIONS` passes over the rest of the preset's test set,
-    at the probe's seconds per example. ``used`` (training → steps) replaces a budget by the steps
-    a measured run took (models stop at the loss threshold; students and the baselines' KD run
-    their whole budget). ``clock``: ``wall`` seconds, or ``cpu`` seconds of this process (with one
-    thread on a loaded machine, about what the step takes on an idle core). A projection, not a
-    measurement."""
+    at the probe's seconds per example (the other stages': scaled with the test set). ``used``
+    (training → steps) replaces a budget by the steps a measured run took (models stop at the loss
+    threshold; students and the baselines' KD run their whole budget). ``clock``: ``wall``
+    seconds, or ``cpu`` seconds of this process (with one thread on a loaded machine, about what
+    the step takes on an idle core). A projection, not a measurement."""
     from multiview.config import get_preset
 
     c = "" if clock == "wall" else "cpu_"
@@ -403,6 +403,48 @@ def project(
         "seconds": total,
         "stages": stages,
         "kind": "projection: measured seconds per step × steps, plus fixed costs",
+    }
+
+
+def check_projection(
+    preset: str = BASE, steps: int = 200, measure_steps: int = 6, device: str = "cpu"
+) -> dict[str, Any]:
+    """The projection against a measurement: a short point (``measure_steps`` per training, 5,000 test
+    examples) projected to the preset with every budget at ``steps`` (and the loss threshold at 0),
+    then that protocol run in full, on the preset's whole test set, in the same process. Returns per
+    stage the projected and measured wall and CPU seconds."""
+    overrides = {
+        "train.max_steps": steps,
+        "train.loss_threshold": 0.0,
+        "protocol.kd_steps": steps,
+        "protocol.baseline_steps": steps,
+    }
+    point = measure({}, preset, steps=measure_steps, device=device)
+    projected = {clock: project(point, preset, overrides, clock=clock) for clock in ("wall", "cpu")}
+    from multiview.config import get_preset
+    from multiview.protocol import run_protocol
+
+    clock = StepClock()
+    run_protocol(get_preset(preset).with_overrides(overrides), device, reporter=clock)
+    spans = clock.spans()
+    stages = {
+        stage: {
+            "projected_seconds": projected["wall"]["stages"][stage]["seconds"],
+            "measured_seconds": spans[stage][0],
+            "projected_cpu_seconds": projected["cpu"]["stages"][stage]["seconds"],
+            "measured_cpu_seconds": spans[stage][1],
+        }
+        for stage in projected["wall"]["stages"]
+    }
+    return {
+        "preset": preset,
+        "steps": steps,
+        "stages": stages,
+        "projected_seconds": projected["wall"]["seconds"],
+        "measured_seconds": sum(s[0] for s in spans.values()),
+        "projected_cpu_seconds": projected["cpu"]["seconds"],
+        "measured_cpu_seconds": sum(s[1] for s in spans.values()),
+        "point": point,
     }
 
 
@@ -478,6 +520,9 @@ def main() -> int:
         help=f"comma-separated, of {', '.join(PROJECTIONS)}; '' for none "
         "(default: all; with --quick the first two, the k = 20 points taking minutes each)",
     )
+    ap.add_argument(
+        "--check", type=int, default=0, help="only check a projection against a run of this many steps"
+    )
     ap.add_argument("--out", default="benchmarks/stages.json")
     ap.add_argument(
         "--figure", default="", help="path stem of the figure (png), e.g. docs/figures/stage_scaling"
@@ -488,6 +533,22 @@ def main() -> int:
     threads = use_threads(args.threads)
     from benchmarks.common import write_report
 
+    if args.check:
+        checked = check_projection(BASE, args.check, device=args.device)
+        checked["threads"] = threads
+        write_report(args.out, checked)
+        for stage, c in checked["stages"].items():
+            print(
+                f"{stage:17s} projected {c['projected_seconds']:7.1f} s, "
+                f"measured {c['measured_seconds']:7.1f} s; "
+                f"CPU {c['projected_cpu_seconds']:7.1f} s against {c['measured_cpu_seconds']:7.1f} s"
+            )
+        print(
+            f"total: projected {checked['projected_seconds']:.0f} s, "
+            f"measured {checked['measured_seconds']:.0f} s; "
+            f"CPU {checked['projected_cpu_seconds']:.0f} s against {checked['measured_cpu_seconds']:.0f} s"
+        )
+        return 0
     if args.projections is None:
         names = QUICK_PROJECTIONS if args.quick else tuple(PROJECTIONS)
     else:

@@ -12,7 +12,14 @@ from rich.table import Table
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/ is not installed
 
-from benchmarks.bench_stages import TRAININGS, project, stage_figure, stage_scaling, table_rows  # noqa: E402
+from benchmarks.bench_stages import (  # noqa: E402
+    TRAININGS,
+    check_projection,
+    project,
+    stage_figure,
+    stage_scaling,
+    table_rows,
+)
 from benchmarks.run import stage_rows  # noqa: E402
 
 pytestmark = pytest.mark.timeout(300)
@@ -54,3 +61,17 @@ def test_stage_scaling_reports_every_stage_and_a_projection():
         table.add_column(column)
     stage_rows(table, report)
     assert table.row_count == 1 + 1 + 2  # base costs, one axis, two projections
+
+
+def test_check_projection_reports_projected_and_measured_seconds_per_stage():
+    checked = check_projection("smoke", steps=6, measure_steps=4)
+    assert set(checked["stages"]) >= set(TRAININGS)
+    for entry in checked["stages"].values():
+        assert set(entry) == {
+            "projected_seconds",
+            "measured_seconds",
+            "projected_cpu_seconds",
+            "measured_cpu_seconds",
+        }
+        assert all(v >= 0 for v in entry.values())
+    assert checked["measured_seconds"] > 0 and checked["projected_seconds"] > 0
