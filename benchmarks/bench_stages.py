@@ -76,7 +76,7 @@ USED_STEPS: dict[str, dict[str, int]] = {
 """Steps that measured runs took where models stop early at the loss threshold (the largest over
 the seeds, which all step until the last one stops): ``paper`` and ``paper_kd``, the full protocol
 at master seed 0 (``paper``'s NTK models used their whole 1,000 steps). Students and the
-baselines' KD run their whole budget. ``paper_kd``'s steps are also used for its k = 20 point,
+baselines' KD run their whole budget. Each preset's steps are also used for its k = 20 point,
 where no run has finished: an estimate, not a measurement."""
 
 TRAININGS: dict[str, tuple[str, ...]] = {
