@@ -24,12 +24,13 @@ def time_call(
 ) -> dict[str, float]:
     """Median and spread of ``fn()``'s wall time in seconds, after ``warmup`` untimed calls.
 
-    On CUDA the time is measured with CUDA events around each call.
+    On CUDA the time is measured with CUDA events around each call; on a CPU the process's CPU
+    seconds are reported too (``cpu_median``, ``cpu_min``).
     """
     for _ in range(warmup):
         fn()
     sync(device)
-    times = []
+    times, cpu = [], []
     for _ in range(repeats):
         if device.type == "cuda":
             start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
@@ -39,10 +40,15 @@ def time_call(
             torch.cuda.synchronize(device)
             times.append(start.elapsed_time(end) / 1000)
         else:
-            t = time.perf_counter()
+            t, c = time.perf_counter(), time.process_time()
             fn()
             times.append(time.perf_counter() - t)
-    return {"median": statistics.median(times), "min": min(times), "max": max(times), "repeats": repeats}
+            cpu.append(time.process_time() - c)
+    out = {"median": statistics.median(times), "min": min(times), "max": max(times), "repeats": repeats}
+    if cpu:  # this process's CPU seconds, all threads: with one thread on a loaded machine, about
+        # what the call takes on a core of its own
+        out.update(cpu_median=statistics.median(cpu), cpu_min=min(cpu))
+    return out
 
 
 def peak_rss_mb() -> float:

@@ -3,11 +3,13 @@
 python benchmarks/run.py                 # CPU, full
 python benchmarks/run.py --quick         # fewer points
 python benchmarks/run.py --device cuda --out report.json
+python benchmarks/run.py --only stages   # one part alone (--skip leaves parts out)
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from pathlib import Path
@@ -20,9 +22,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from benchmarks.bench_data import data_generation, sampler_vs_randn  # noqa: E402
 from benchmarks.bench_protocol import full_protocol  # noqa: E402
 from benchmarks.bench_scaling import scaling  # noqa: E402
+from benchmarks.bench_stages import QUICK_PROJECTIONS, stage_figure, stage_scaling  # noqa: E402
 from benchmarks.bench_training import batched_vs_loop, step_vs_bandwidth, step_vs_gemm_peak  # noqa: E402
 from benchmarks.common import machine, write_report  # noqa: E402
 from multiview.terminal import make_console  # noqa: E402
+
+PARTS = ("batching", "gemm", "bandwidth", "data", "protocol", "scaling", "stages")
 
 
 def main() -> int:
@@ -33,14 +38,32 @@ def main() -> int:
     ap.add_argument(
         "--compile", action="store_true", help="also time the step with train.compile (slow start)"
     )
+    ap.add_argument("--skip", default="", help=f"comma-separated parts to leave out, of {','.join(PARTS)}")
+    ap.add_argument("--only", default="", help="comma-separated parts to run (the others are skipped)")
+    ap.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: the project's policy)")
     ap.add_argument(
-        "--skip", default="", help="comma-separated: batching,gemm,bandwidth,data,protocol,scaling"
+        "--figure",
+        default="",
+        help="path stem for the stage-scaling figure (png), e.g. docs/figures/stage_scaling",
     )
     args = ap.parse_args()
+    from multiview.threads import use_threads
+
+    use_threads(args.threads)
     device = torch.device(args.device)
     skip = set(filter(None, args.skip.split(",")))
+    only = set(filter(None, args.only.split(",")))
+    unknown = (skip | only) - set(PARTS)
+    if unknown:
+        ap.error(f"unknown part(s) {', '.join(sorted(unknown))}; choose from {', '.join(PARTS)}")
+    if only:
+        skip |= set(PARTS) - only
     console = make_console()
-    report = {"machine": machine(device), "started": time.strftime("%Y-%m-%d %H:%M:%S")}
+    report = {
+        "machine": machine(device),
+        "started": time.strftime("%Y-%m-%d %H:%M:%S"),
+        "load_average_start": load_average(),
+    }
     if "batching" not in skip:
         report["batched_vs_loop"] = batched_vs_loop(device)
     if "gemm" not in skip:
@@ -59,6 +82,14 @@ def main() -> int:
         report["protocol"] = full_protocol(device)
     if "scaling" not in skip:
         report["scaling"] = scaling(str(device), quick=args.quick)
+    if "stages" not in skip:
+        projections = QUICK_PROJECTIONS if args.quick else None
+        report["stages"] = stage_scaling(str(device), quick=args.quick, projections=projections)
+        if args.figure:
+            from multiview.plots.style import save
+
+            save(stage_figure(report["stages"]), args.figure, formats=("png",))
+    report["load_average"] = load_average()
     write_report(args.out, report)
 
     t = Table(
@@ -84,9 +115,11 @@ def main() -> int:
             yes[g["met"]] if nm != "orthogonal" else "–",
         )
     for name, b in report.get("step_vs_bandwidth", {}).items():
+        cpu = b.get("cpu_fraction_of_bandwidth")
+        on_cpu = f"; by CPU time {cpu:.2f}" if cpu is not None and b.get("threads") == 1 else ""
         t.add_row(
             f"training step / memory bandwidth, orthogonal model, {name} shapes "
-            f"({b['achieved_GBps']:.1f} of {b['triad_GBps']:.1f} GB/s STREAM triad; "
+            f"({b['achieved_GBps']:.1f} of {b['triad_GBps']:.1f} GB/s STREAM triad{on_cpu}; "
             f"{b['bytes_per_step'] / 1e6:.0f} MB per step, a fused step {b['floor_fraction']:.2f} of it)",
             f"{b['fraction_of_bandwidth']:.2f}",
             "≥ 0.5",
@@ -122,9 +155,70 @@ def main() -> int:
             "(information)",
             "–",
         )
+    stage_rows(t, report.get("stages"))
     console.print(t)
+    console.print(
+        f"load average at the start {report['load_average_start']}, at the end {report['load_average']} "
+        f"(1, 5, 15 min; {os.cpu_count()} cores), {torch.get_num_threads()} torch threads"
+    )
     console.print(f"report: {args.out}")
     return 0
+
+
+def load_average() -> list[float]:
+    """The 1, 5 and 15 minute load averages (other jobs on a shared machine inflate every time)."""
+    try:
+        return [round(x, 2) for x in os.getloadavg()]
+    except OSError:  # pragma: no cover - not Unix
+        return []
+
+
+TARGETS = {"paper": 180.0, "paper_kd k=20 m=16 N=1000": 1200.0, "paper k=20 m=16": 1200.0}
+"""The issue's targets for a whole protocol on 2 cores: ``paper`` ≤ 3 min, k = 20, m = 16 ≤ 20 min."""
+
+
+def stage_rows(t: Table, stages: dict | None) -> None:
+    """Rows of the stage benchmark: each stage's cost per step at the base shape, its slope per
+    parameter (CPU time on a CPU, where other jobs inflate wall time), and the projected protocols
+    (measured seconds per step × steps: projections, so their target is never marked met)."""
+    if not stages:
+        return
+    cpu = stages.get("device", "cpu") == "cpu"
+    c = "cpu_" if cpu else ""
+    clock = "CPU ms" if cpu else "ms"
+    base = stages["points"].get(f"{stages['base']} ")
+    if base is not None:
+        per = ", ".join(
+            f"{s} {1000 * e[c + 'step_seconds']:.0f}"
+            for s, e in base["stages"].items()
+            if "step_seconds" in e
+        )
+        t.add_row(f"{clock} per step at the {stages['base']} shape ({per})", "", "(information)", "–")
+    for a in stages["axes"].values():
+        slopes = ", ".join(f"{s} {v[c + 'loglog_slope']:.2f}" for s, v in a["stages"].items())
+        t.add_row(
+            f"stage {clock} per step vs {a['symbol']} = {'/'.join(map(str, a['values']))}, "
+            f"log-log slope ({slopes})",
+            "",
+            "(information)",
+            "–",
+        )
+    for name, both in stages["projections"].items():
+        target = TARGETS.get(name)
+        for how in ("used", "used, CPU time"):
+            p = both[how]
+            top = sorted(p["stages"].items(), key=lambda kv: -kv[1]["seconds"])[:4]
+            where = ", ".join(f"{s} {v['seconds']:.0f}s" for s, v in top)
+            clock_note = "CPU seconds" if p["clock"] == "cpu" else "wall seconds"
+            t.add_row(
+                f"PROJECTED whole protocol, {name}: {clock_note} per step × steps "
+                f"(budget {both['budget']['seconds']:.0f} s in wall time; {where})",
+                f"{p['seconds']:.0f} s",
+                f"≤ {target:.0f} s" if target else "(information)",
+                ("projected: no" if p["seconds"] > target else "projected: yes (unmeasured)")
+                if target
+                else "–",
+            )
 
 
 if __name__ == "__main__":
