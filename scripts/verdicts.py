@@ -11,13 +11,9 @@ given in the order of the columns; their master seeds (``seed`` in the config) h
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
-
-def load(folder: Path) -> dict:
-    path = folder / "results.json" if folder.is_dir() else folder
-    return json.loads(path.read_text(encoding="utf-8"))
+from multiview.files import read_results
 
 
 def bound_text(entry: dict, mu: float) -> str:
@@ -69,7 +65,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("runs", nargs="+", type=Path, help="run folders (or their results.json)")
     args = parser.parse_args()
-    print(table([load(folder) for folder in args.runs]))
+    print(table([read_results(folder) for folder in args.runs]))
 
 
 if __name__ == "__main__":

@@ -14,13 +14,13 @@ Theorem 3's and 4's bounds and the single models. ``--table`` prints the numbers
 from __future__ import annotations
 
 import argparse
-import json
 import math
 from collections import defaultdict
 from pathlib import Path
 
 import numpy as np
 
+from multiview.files import read_results
 from multiview.plots.style import OKABE_ITO, new_figure, save, style
 from multiview.stats import seed_interval
 
@@ -54,7 +54,7 @@ def collect(folders: list[Path], x: str) -> dict[float, dict[str, list[float]]]:
     for folder in folders:
         runs = [folder / "results.json"] if (folder / "results.json").exists() else []
         for path in runs or sorted((folder / "units").glob("*/results.json")):
-            r = json.loads(path.read_text())  # a partial run counts with the stages it finished
+            r = read_results(path)  # a partial run counts with the stages it finished
             mu = r["config"]["data"]["mu"]
             value = config_value(r["config"], x)
             for method in METHODS:
