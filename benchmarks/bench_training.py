@@ -80,7 +80,9 @@ def step_vs_gemm_peak(
     The step's FLOPs are those of its two products, (U, D) × (D, n·P) forward and
     (U, n·P) × (n·P, D) backward, U = S·k·m; the peak is the same two products timed alone.
     Under the orthogonal noise model D = 2k, the products are thin and the step is bound by the
-    element-wise work, which this ratio makes visible.
+    element-wise work, which this ratio makes visible; there the forward product is a gather
+    when each patch carries at most one feature (``OrthogonalInputs.feature``), and only the
+    backward one is counted.
     """
     cfg = get_preset("default").with_overrides({"data.noise_model": noise_model, "train.compile": compiled})
     precision.configure(cfg.train, device)
@@ -103,8 +105,9 @@ def step_vs_gemm_peak(
     C = torch.randn(nP, K, device=device, dtype=dtype)
     t_fwd = time_call(lambda: A @ B, device, repeats=10, warmup=3)["min"]
     t_bwd = time_call(lambda: G @ C, device, repeats=10, warmup=3)["min"]
-    flops = 2 * (2 * U * K * nP)
-    peak = flops / (t_fwd + t_bwd)
+    products = 1 if getattr(inputs, "feature", None) is not None else 2
+    flops = products * (2 * U * K * nP)
+    peak = flops / (t_bwd if products == 1 else t_fwd + t_bwd)
     achieved = flops / t_step
     precision.configure(dataclasses.replace(cfg.train, compile=False), device)
     return {
@@ -112,7 +115,8 @@ def step_vs_gemm_peak(
         "compiled": compiled,
         "shapes": {"U=S·k·m": U, "D": K, "n·P": nP},
         "step_seconds": t_step,
-        "gemm_seconds": t_fwd + t_bwd,
+        "gemm_seconds": t_bwd if products == 1 else t_fwd + t_bwd,
+        "products": products,
         "gemm_peak_gflops": peak / 1e9,
         "achieved_gflops": achieved / 1e9,
         "fraction_of_peak": achieved / peak,
@@ -131,31 +135,38 @@ def stream_triad(n: int, device: torch.device, dtype: torch.dtype = torch.float3
     return 3 * n * b.element_size() / t
 
 
-def orthogonal_step_passes(q: int) -> dict[str, float]:
-    """How many (U, n·P) arrays one training step of the orthogonal model reads and writes, pass by
-    pass (U = S·k·m units, n·P training patches; the (U, 2k) and (n·P, 2k) factors are small):
+def orthogonal_step_passes(q: int, blocked: bool) -> dict[str, float]:
+    """How many (U, n·P) arrays one training step of the orthogonal model moves through main
+    memory, pass by pass (U = S·k·m units, n·P training patches; the (U, 2k) and (n·P, 2k)
+    factors are small). ``blocked``: the forward pass runs in cache-sized blocks of examples
+    (``TwoLayerCNN.forward`` on a CPU), so that only its reads of the noise coordinates and its
+    write of the slopes reach main memory; otherwise (arrays that fit the cache whole, or a GPU)
+    each of its passes is counted:
 
-    * pre-activations: the feature product's output (1 write), plus the noise coordinates times
-      ‖ξ‖ added to it (2 reads, 1 write);
+    * pre-activations: the gathered feature coordinate (1 write), times its coefficient (1 + 1),
+      plus the noise coordinates times ‖ξ‖ (2 + 1);
     * the smoothed ReLU and its derivative (``act_and_grad_eager``): clamp (1 + 1), scale (1 + 1),
       t^(q−1) by repeated squaring, shift and clamp in place (2 + 2), the (ϱ/q)·t·t^(q−1) term
-      (3 + 1);
-    * the per-class sums of the activation (1 read);
-    * backward: the slopes times dL/dF (1 + 1), the feature product reads them (1), the noise part
-      of the gradient (1 + 1);
-    * the relative step size: the norms of the parameters and of the gradient (1 + 1);
-    * the update W ← W − η·g (2 reads, 1 write).
+      (3 + 1); the per-class sums of the activation (1 read);
+
+    and in both cases the backward pass: the slopes times dL/dF (1 + 1), the feature product reads
+    them (1), the noise part of the gradient (1 + 1), the mean over examples (1 + 1); the relative
+    step size: the norms of the parameters and of the gradient (1 + 1); the update W ← W − η·g
+    (2 reads, 1 write).
     """
-    squarings = max(q - 1, 1).bit_length() - 1  # t², t⁴, … up to the highest bit of q − 1
-    multiplies = bin(max(q - 1, 1)).count("1") - 1  # the other set bits, multiplied in place
-    power = 2 * squarings + 2 * multiplies + (2 if q - 1 == 1 else 0)  # q = 2: one copy of t
+    backward = {"backward": 2 + 1 + 2, "mean over examples": 2, "step size": 2, "update": 3}
+    if blocked:
+        return {"noise coordinates read": 1, "slopes written": 1, **backward}
+    e = max(q - 1, 1)
+    squarings = e.bit_length() - 1  # t², t⁴, … up to the highest bit of q − 1
+    multiplies = bin(e).count("1") - 1  # the other set bits, multiplied in place
+    copy = 0 if e == 2 else 2  # the first factor copied into the output (t² is written there)
+    power = 2 * squarings + 3 * multiplies + copy
     return {
-        "pre-activations": 1 + 3,
+        "pre-activations": 1 + 2 + 3,
         "activation and derivative": 2 + 2 + power + 2 + 2 + 4,
         "per-class sums": 1,
-        "backward": 2 + 1 + 2,
-        "step size": 2,
-        "update": 3,
+        **backward,
     }
 
 
@@ -170,9 +181,9 @@ def step_vs_bandwidth(
 ) -> dict[str, Any]:
     """The orthogonal model's training step against the memory bandwidth of this machine.
 
-    The step is memory-bound: its two products are thin ((U, 2k) × (2k, n·P)), and everything else
-    is element-wise passes over the (U, n·P) pre-activations. The bytes it moves are counted pass
-    by pass (:func:`orthogonal_step_passes`); the bandwidth available is a STREAM triad on arrays
+    The step is memory-bound: its one product is thin ((U, n·P) × (n·P, 2k)), and everything else
+    is element-wise passes over (U, n·P) arrays. The bytes it moves through main memory are
+    counted pass by pass (:func:`orthogonal_step_passes`); the bandwidth available is a STREAM triad on arrays
     of the same size, timed in the same process. ``floor_fraction`` compares the step with the
     time a fused step moving :data:`FUSED_PASSES` arrays would take at the triad's bandwidth.
     ``cpu_fraction_of_bandwidth`` uses the step's CPU seconds instead of its wall time: with one
@@ -190,7 +201,8 @@ def step_vs_bandwidth(
     t_step = timed["min"] / (steps + 1)
     cpu_step = timed["cpu_min"] / (steps + 1) if "cpu_min" in timed else None
     array = U * nP * torch.finfo(dtype).bits // 8
-    passes = orthogonal_step_passes(q)
+    blocked = net._block(inputs) < len(inputs)
+    passes = orthogonal_step_passes(q, blocked)
     moved = sum(passes.values()) * array
     triad = stream_triad(U * nP, device, dtype)
     achieved = moved / t_step
@@ -199,6 +211,7 @@ def step_vs_bandwidth(
         "overrides": overrides,
         "shapes": {"U=S·k·m": U, "n·P": nP, "array_MB": array / 1e6},
         "passes": passes,
+        "blocked": blocked,
         "step_seconds": t_step,
         "bytes_per_step": moved,
         "achieved_GBps": achieved / 1e9,

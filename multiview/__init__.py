@@ -1,10 +1,13 @@
 """multiview: a simulator of Allen-Zhu & Li's multi-view theory of ensembles and distillation.
 
-Importing the package asks PyTorch's CPU allocator to back large tensors with transparent huge
-pages (``THP_MEM_ALLOC_ENABLE=1``, unless the environment already says otherwise): the training
-step's (units × patches) arrays are allocated every step, and with 4 KiB pages the kernel spends
-as much time zeroing fresh pages as the step spends computing (``docs/performance.md``). It has to
-be set before torch allocates its first large tensor, hence here.
+Importing the package sets how large CPU tensors get their memory: the training step's (units ×
+patches) arrays are allocated every step, and memory fresh from the kernel costs a page fault and
+a zeroed page for every 4 KiB, as much time as the step spends computing (``docs/performance.md``).
+So PyTorch's CPU allocator backs large tensors with transparent huge pages
+(``THP_MEM_ALLOC_ENABLE=1``, unless the environment already says otherwise), and under glibc
+freed memory stays with the process to be handed out again (``mallopt``: large blocks come from
+the heap, which is not trimmed; set ``MULTIVIEW_KEEP_FREED_MEMORY=0`` to keep glibc's defaults).
+Both have to be set before torch allocates its first large tensor, hence here.
 
 The Python API (:mod:`multiview.api`) is imported on first use, so ``import multiview`` loads
 neither torch nor pandas::
@@ -16,9 +19,26 @@ neither torch nor pandas::
     multiview.summarize(df, by=["data.mu", "method"])   # means with 95 % intervals over seeds
 """
 
+import ctypes
 import os
 
 os.environ.setdefault("THP_MEM_ALLOC_ENABLE", "1")
+
+
+def _keep_freed_memory() -> None:
+    """Ask glibc to serve blocks of any size from the heap and never to trim it (no-op elsewhere)."""
+    if os.environ.get("MULTIVIEW_KEEP_FREED_MEMORY", "1") == "0":
+        return
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+    except OSError:  # not glibc
+        return
+    m_trim_threshold, m_mmap_threshold = -1, -3
+    libc.mallopt(m_mmap_threshold, 1 << 30)
+    libc.mallopt(m_trim_threshold, (1 << 31) - 1)
+
+
+_keep_freed_memory()
 
 from typing import TYPE_CHECKING, Any  # noqa: E402  (after the allocator setting above)
 

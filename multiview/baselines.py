@@ -57,8 +57,18 @@ class RandomFeatures:
     def forward(self, phi: Tensor) -> tuple[Tensor, Tensor]:
         return torch.einsum("nrf,rkf->rnk", phi, self.readout), phi
 
-    def backward(self, phi: Tensor, cache: Tensor, dlogits: Tensor) -> Tensor:
-        return torch.einsum("rnk,nrf->rkf", dlogits, phi)
+    def backward(
+        self,
+        phi: Tensor,
+        cache: Tensor,
+        dlogits: Tensor,
+        grad: Tensor | None = None,
+        accumulate: bool = False,
+    ) -> Tensor:
+        part = torch.einsum("rnk,nrf->rkf", dlogits, phi)
+        if grad is None:
+            return part
+        return grad.add_(part) if accumulate else grad.copy_(part)
 
     def scratch_bytes_per_example(self, phi: Tensor) -> int:
         R, k, F = self.readout.shape
@@ -92,29 +102,42 @@ class LinearizedCNN:
     def params(self) -> Tensor:
         return self.delta
 
-    def _at_init(self, inputs: Inputs) -> tuple[Tensor, Tensor]:
-        """ReLU~(⟨w⁰, x_p⟩) and c·ReLU~′(⟨w⁰, x_p⟩), each (R·k·m, n·P), freshly allocated."""
+    def _at_init(self, inputs: Inputs) -> tuple[Tensor, Tensor, bool]:
+        """ReLU~(⟨w⁰, x_p⟩) and c·ReLU~′(⟨w⁰, x_p⟩), each (R·k·m, n·P), and whether they are the
+        kept terms of :meth:`fix_inputs` (not to be written) rather than freshly computed."""
         if self._fixed is not None and self._fixed[0] is inputs:
-            return self._fixed[1].clone(), self._fixed[2].clone()
+            return self._fixed[1], self._fixed[2], True
         R, k, m, D = self.w0.shape
         pre0 = inputs.preactivations(self.w0.reshape(-1, D), self.init_std, self.init_key)
         act0, grad0 = act_and_grad(pre0, self.q, self.varrho)
-        return act0, grad0.view(R, -1).mul_(self.scale[:, None]).view(R * k * m, -1)
+        return act0, grad0.view(R, -1).mul_(self.scale[:, None]).view(R * k * m, -1), False
 
     def fix_inputs(self, inputs: Inputs) -> None:
         """Keep the terms at W_0 for ``inputs``; later forward passes on this same object reuse
         them (two products a step instead of three)."""
         self._fixed = None
-        self._fixed = (inputs, *self._at_init(inputs))
+        act0, grad0, _ = self._at_init(inputs)
+        self._fixed = (inputs, act0, grad0)
 
     def forward(self, inputs: Inputs) -> tuple[Tensor, Tensor]:
+        """Logits (R, n, k) of the linearized network and its cache, c·ReLU~′ at W_0 (consumed by
+        :meth:`backward`)."""
         D = self.w0.shape[-1]
-        act0, grad0 = self._at_init(inputs)
-        lin = act0.addcmul_(grad0, inputs.preactivations(self.delta.reshape(-1, D), 0.0))
-        return sum_units(lin, len(inputs), inputs.n_patches, tuple(self.w0.shape)), grad0
+        act0, grad0, kept = self._at_init(inputs)
+        pre = inputs.preactivations(self.delta.reshape(-1, D), 0.0)
+        lin = torch.addcmul(act0, grad0, pre, out=pre) if kept else act0.addcmul_(grad0, pre)
+        logits = sum_units(lin, len(inputs), inputs.n_patches, tuple(self.w0.shape))
+        return logits, grad0.clone() if kept else grad0
 
-    def backward(self, inputs: Inputs, cache: Tensor, dlogits: Tensor) -> Tensor:
-        return backprop_to_weights(inputs, cache, dlogits, tuple(self.w0.shape))
+    def backward(
+        self,
+        inputs: Inputs,
+        cache: Tensor,
+        dlogits: Tensor,
+        grad: Tensor | None = None,
+        accumulate: bool = False,
+    ) -> Tensor:
+        return backprop_to_weights(inputs, cache, dlogits, tuple(self.w0.shape), grad, accumulate)
 
     def scratch_bytes_per_example(self, inputs: Inputs) -> int:
         return patch_scratch_bytes(inputs, self.w0, 5)

@@ -21,11 +21,12 @@ unit-major, so that a unit's coordinates on the noise of consecutive patches are
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 import torch
 from torch import Tensor
 
+from multiview import precision
 from multiview.precision import mm
 from multiview.seeding import derive_seed
 
@@ -50,13 +51,20 @@ class DenseInputs:
     def __getitem__(self, index: Tensor | slice) -> DenseInputs:
         return DenseInputs(self.X[index])
 
-    def preactivations(self, W: Tensor, fresh_std: float = 0.0, fresh_key: int = 0) -> Tensor:
-        """(U, n·P) = W @ Xᵀ for W (U, d)."""
-        return mm(W, self.X.reshape(-1, self.X.shape[-1]).T)
+    def preactivations(
+        self, W: Tensor, fresh_std: float = 0.0, fresh_key: int = 0, out: Tensor | None = None
+    ) -> Tensor:
+        """(U, n·P) = W @ Xᵀ for W (U, d), written into ``out`` when given."""
+        pre = mm(W, self.X.reshape(-1, self.X.shape[-1]).T)
+        return pre if out is None else out.copy_(pre)
 
-    def weight_grad(self, slope: Tensor) -> Tensor:
-        """(U, d) = slope @ X for slope (U, n·P)."""
-        return mm(slope, self.X.reshape(-1, self.X.shape[-1]))
+    def weight_grad(self, slope: Tensor, out: Tensor | None = None, accumulate: bool = False) -> Tensor:
+        """(U, d) = slope @ X for slope (U, n·P); written into ``out`` (U, d) when given, or added
+        to it with ``accumulate``."""
+        part = mm(slope, self.X.reshape(-1, self.X.shape[-1]))
+        if out is None:
+            return part
+        return out.add_(part) if accumulate else out.copy_(part)
 
 
 @dataclass
@@ -76,6 +84,16 @@ class OrthogonalInputs:
     n_train: int
     fresh_key: int = 0
     offset: int = 0
+    feature: Tensor | None = field(default=None, repr=False)
+    feature_value: Tensor | None = field(default=None, repr=False)
+
+    def __post_init__(self) -> None:
+        """``feature`` (n, P): the one feature each patch carries and ``feature_value`` (n, P) its
+        coefficient (0 for a patch without one), when no patch carries two, as the paper's
+        construction guarantees (:mod:`multiview.data`); otherwise both stay None."""
+        if self.feature is None and bool(((self.coef != 0).sum(-1) <= 1).all()):
+            self.feature = self.coef.abs().argmax(-1)
+            self.feature_value = self.coef.gather(-1, self.feature.unsqueeze(-1)).squeeze(-1)
 
     def __len__(self) -> int:
         return int(self.coef.shape[0])
@@ -96,20 +114,17 @@ class OrthogonalInputs:
     def __getitem__(self, index: Tensor | slice) -> OrthogonalInputs:
         if isinstance(index, slice):
             start = index.start or 0
-            return replace(
-                self,
-                coef=self.coef[index],
-                noise_norm=self.noise_norm[index],
-                index=self.index[index],
-                offset=self.offset + start,
-            )
-        first = int(index[0]) if index.numel() else 0
+        else:
+            start = int(index[0]) if index.numel() else 0
+        single = self.feature is not None and self.feature_value is not None
         return replace(
             self,
             coef=self.coef[index],
             noise_norm=self.noise_norm[index],
             index=self.index[index],
-            offset=self.offset + first,
+            offset=self.offset + start,
+            feature=self.feature[index] if single else None,
+            feature_value=self.feature_value[index] if single else None,
         )
 
     def _noise_columns(self) -> tuple[slice | Tensor | None, Tensor]:
@@ -150,36 +165,58 @@ class OrthogonalInputs:
                 out = fresh.to(W.device)
         return out
 
-    def preactivations(self, W: Tensor, fresh_std: float = 0.0, fresh_key: int = 0) -> Tensor:
-        """(U, n·P) = W[:, :2k] @ Cᵀ + ‖ξ_p‖·W[:, col(p)] for W (U, D)."""
-        k2 = self.coef.shape[2]
-        pre = torch.addcmul(
-            mm(W[:, :k2], self.coef.reshape(-1, k2).T),
-            self.noise_coordinates(W, fresh_std, fresh_key),
-            self.noise_norm.reshape(1, -1),
-        )
-        return pre
+    def preactivations(
+        self, W: Tensor, fresh_std: float = 0.0, fresh_key: int = 0, out: Tensor | None = None
+    ) -> Tensor:
+        """(U, n·P) = W[:, :2k] @ Cᵀ + ‖ξ_p‖·W[:, col(p)] for W (U, D), written into ``out``
+        (U, n·P) when given.
 
-    def weight_grad(self, slope: Tensor) -> Tensor:
+        When each patch carries at most one feature (``feature``), the feature part is a gather of
+        one coordinate per patch times its coefficient instead of a product with 2k terms of
+        which all but one are 0: the same numbers, without the product's 2k multiply-adds per
+        entry (kept under ``train.matmul = "bf16"``, whose rounding it would undo).
+        """
+        k2 = self.coef.shape[2]
+        noise = self.noise_coordinates(W, fresh_std, fresh_key)
+        norm = self.noise_norm.reshape(1, -1)
+        if self.feature is None or self.feature_value is None or not precision.exact_products():
+            features = mm(W[:, :k2], self.coef.reshape(-1, k2).T)
+            return (
+                torch.addcmul(features, noise, norm)
+                if out is None
+                else torch.addcmul(features, noise, norm, out=out)
+            )
+        pre = torch.index_select(W[:, :k2], 1, self.feature.reshape(-1), out=out)
+        return pre.mul_(self.feature_value.reshape(1, -1)).addcmul_(noise, norm)
+
+    def weight_grad(self, slope: Tensor, out: Tensor | None = None, accumulate: bool = False) -> Tensor:
         """(U, D): slope @ C in the feature columns, slope·‖ξ_p‖ in each seen patch's column.
 
-        ``slope`` (U, n·P) is consumed (scaled in place)."""
+        ``slope`` (U, n·P) is consumed (scaled in place). With ``out`` (U, D) given, the result is
+        written there: the feature columns are overwritten, or added to with ``accumulate``; the
+        columns of the examples' own patches are overwritten when the examples are consecutive
+        training examples (in a pass over the training set no other chunk reaches them) and added
+        to otherwise (a patch drawn twice into a batch counts twice); other columns are left as
+        they are. Without ``out``, a new tensor, 0 in the columns no patch reaches.
+        """
         k2 = self.coef.shape[2]
         feature_part = mm(slope, self.coef.reshape(-1, k2))
         norm = self.noise_norm.reshape(1, -1)
         cols, seen = self._noise_columns()
-        if isinstance(cols, slice) and cols.start == k2 and cols.stop == self.dim:
-            grad = torch.empty(slope.shape[0], self.dim, dtype=slope.dtype, device=slope.device)
+        whole = isinstance(cols, slice) and cols.start == k2 and cols.stop == self.dim
+        if out is None:
+            make = torch.empty if whole else torch.zeros
+            grad = make(slope.shape[0], self.dim, dtype=slope.dtype, device=slope.device)
+        else:
+            grad = out
+        if accumulate and out is not None:
+            grad[:, :k2] += feature_part
+        else:
             grad[:, :k2] = feature_part
-            torch.mul(slope, norm, out=grad[:, k2:])
-            return grad
-        noise_part = slope.mul_(norm)
-        grad = torch.zeros(slope.shape[0], self.dim, dtype=slope.dtype, device=slope.device)
-        grad[:, :k2] = feature_part
         if isinstance(cols, slice):
-            grad[:, cols] = noise_part
+            torch.mul(slope, norm, out=grad[:, cols])
         elif cols is not None:
-            grad[:, cols[seen]] = noise_part[:, seen]
+            grad.index_add_(1, cols[seen], slope[:, seen].mul_(norm[:, seen]))
         return grad
 
 

@@ -16,7 +16,7 @@ import torch
 from torch import Tensor
 
 from multiview import precision
-from multiview.inputs import Inputs
+from multiview.inputs import Inputs, OrthogonalInputs
 from multiview.seeding import generator
 
 
@@ -68,32 +68,58 @@ def fused_logits_and_slopes(
     return act.view(R, k, m, n, P).sum((2, 4)).permute(0, 2, 1), g
 
 
-def act_and_grad_eager(a: Tensor, q: int, varrho: float) -> tuple[Tensor, Tensor]:
+def act_and_grad_eager(
+    a: Tensor,
+    q: int,
+    varrho: float,
+    t: Tensor | None = None,
+    g: Tensor | None = None,
+    scratch: Tensor | None = None,
+) -> tuple[Tensor, Tensor]:
     """ReLU~(a) and ReLU~′(a) in a few passes; ``a`` is overwritten with ReLU~(a).
 
     With t = clamp(a, 0, ϱ)/ϱ: ReLU~′(a) = t^(q−1) and ReLU~(a) = (ϱ/q)·t^q + max(a − ϱ, 0),
     which is the paper's piecewise formula on every piece (t = 1 above ϱ, t = 0 below 0).
+    ``t``, ``g`` (where ReLU~′ is written) and ``scratch``, each of a's shape, are optional
+    buffers: given, nothing is allocated (the same numbers either way).
     """
-    t = a.clamp(0, varrho).mul_(1.0 / varrho)
-    g = int_power(t, q - 1) if q > 1 else (a > 0).to(a.dtype)
+    t = torch.clamp(a, 0, varrho) if t is None else torch.clamp(a, 0, varrho, out=t)
+    t.mul_(1.0 / varrho)
+    if q > 1:
+        g = int_power(t, q - 1, g, scratch)
+    else:
+        g = (a > 0).to(a.dtype) if g is None else g.copy_(a > 0)
     act = a.sub_(varrho).clamp_(min=0).addcmul_(t, g, value=varrho / q)
     return act, g
 
 
-def int_power(t: Tensor, e: int) -> Tensor:
-    """t**e for an integer e ≥ 1 by repeated squaring (a new tensor; several times faster than
-    ``pow`` on the CPU)."""
+def int_power(t: Tensor, e: int, out: Tensor | None = None, scratch: Tensor | None = None) -> Tensor:
+    """t**e for an integer e ≥ 1 by repeated squaring (several times faster than ``pow`` on the
+    CPU). Written into ``out`` when given, else a new tensor; ``scratch`` (t's shape), when given,
+    holds the squares, so that nothing is allocated. The same products in the same order either way.
+    """
     result = None
     base = t
     while e:
         if e & 1:
-            if result is None:  # take a square the loop made; copy only the caller's tensor
-                result = base.clone() if base is t else base
+            if result is None:  # the first factor: a copy, never the caller's tensor
+                if out is None:
+                    result = base.clone() if base is t else base
+                else:
+                    result = base if base is out else out.copy_(base)
             else:
                 result.mul_(base)
         e >>= 1
         if e:
-            base = base * base  # a new tensor: ``result`` may hold the previous one
+            if base is t:
+                last = e == 1 and result is None and out is not None  # t² is the result itself
+                base = (
+                    t * t if scratch is None and not last else torch.mul(t, t, out=out if last else scratch)
+                )
+            elif scratch is not None and result is not base:
+                base = base.mul_(base)
+            else:
+                base = base * base  # a new tensor: ``result`` may hold the previous one
     assert result is not None
     return result
 
@@ -105,16 +131,31 @@ def sum_units(values: Tensor, n: int, P: int, shape: tuple[int, ...]) -> Tensor:
     return values.view(R, k, m, n, P).sum(4).sum(2).permute(0, 2, 1)
 
 
-def backprop_to_weights(inputs: Inputs, slope: Tensor, dlogits: Tensor, shape: tuple[int, ...]) -> Tensor:
+def backprop_to_weights(
+    inputs: Inputs,
+    slope: Tensor,
+    dlogits: Tensor,
+    shape: tuple[int, ...],
+    out: Tensor | None = None,
+    accumulate: bool = False,
+) -> Tensor:
     """dL/dW (R, k, m, D) for logits F_i = Σ_{r,p} f(⟨w_{i,r}, x_p⟩) whose per-unit slopes
-    ∂F_i/∂⟨w_{i,r}, x_p⟩ are ``slope`` (R·k·m, n·P), given dL/dF ``dlogits`` (R, n, k).
+    ∂F_i/∂⟨w_{i,r}, x_p⟩ are ``slope`` (R·k·m, n·P), given dL/dF ``dlogits`` (R, n, k); written
+    into ``out`` (R, k, m, D) when given, or added with ``accumulate`` (``Inputs.weight_grad``).
 
     One matrix product: (R·k·m, n·P) @ (n·P, D). ``slope`` is consumed (overwritten).
     """
     R, k, m, D = shape
     n, P = len(inputs), inputs.n_patches
     g = slope.view(R, k, m, n, P).mul_(dlogits.permute(0, 2, 1)[:, :, None, :, None])
-    return inputs.weight_grad(g.view(R * k * m, n * P)).view(R, k, m, D)
+    flat_out = None if out is None else out.view(R * k * m, D)
+    return inputs.weight_grad(g.view(R * k * m, n * P), flat_out, accumulate).view(R, k, m, D)
+
+
+BLOCK_SCRATCH_BYTES = 6 * 2**20
+"""Scratch memory of one block of :meth:`TwoLayerCNN.forward` on a CPU (three (U, block·P)
+arrays): small enough to stay in cache, large enough that the per-block overhead is small
+(``benchmarks/``)."""
 
 
 def patch_scratch_bytes(inputs: Inputs, weights: Tensor, arrays: int) -> int:
@@ -164,6 +205,7 @@ class TwoLayerCNN:
         self.varrho = varrho
         self.init_std = init_std
         self.init_key = init_key
+        self._buffers: dict[str, Tensor] = {}
 
     @property
     def params(self) -> Tensor:
@@ -180,14 +222,84 @@ class TwoLayerCNN:
         return inputs.preactivations(self.weights.reshape(R * k * m, D), self.init_std, self.init_key)
 
     def forward(self, inputs: Inputs) -> tuple[Tensor, Tensor]:
-        pre = self.preactivations(inputs)
-        return logits_and_slopes(pre, self.q, self.varrho, len(inputs), inputs.n_patches, self.shape)
+        """Logits (R, n, k) and the slopes ReLU~′ (R·k·m, n·P), the cache :meth:`backward` consumes.
+
+        On a CPU, consecutive training examples are taken in blocks of at most
+        :data:`BLOCK_SCRATCH_BYTES` of scratch, in buffers kept between calls: the element-wise
+        passes over the pre-activations then run in cache, and only the slopes are written out,
+        into a buffer that is also kept (the cache is valid until the next call; :meth:`backward`
+        consumes it). The numbers are those of one pass over all examples: each block sums its
+        patches (a sum whose order does not depend on the block), and the sum over each class's
+        m neurons, whose order depends on the number of examples, is taken once over all of
+        them, as :func:`sum_units` does; fresh noise coordinates are drawn per call, so inputs
+        with unseen patches are taken whole.
+        """
+        R, k, m, D = self.shape
+        n, P = len(inputs), inputs.n_patches
+        block = self._block(inputs)
+        if block >= n:
+            pre = self.preactivations(inputs)
+            return logits_and_slopes(pre, self.q, self.varrho, n, P, self.shape)
+        U = R * k * m
+        W = self.weights.reshape(U, D)
+        per_unit = self._scratch("per-unit sums", U * n).view(R, k, m, n)
+        slopes = self._scratch("slopes", U * n * P).view(U, n * P)
+        pre_buf, t_buf, sq_buf = self._scratch("block", 3 * U * block * P).view(3, -1)
+        for start in range(0, n, block):
+            part = inputs[start : start + block]
+            nb = len(part)
+            size = U * nb * P
+            pre = part.preactivations(W, self.init_std, self.init_key, out=pre_buf[:size].view(U, -1))
+            g = slopes[:, start * P : (start + nb) * P]
+            act, _ = act_and_grad_eager(
+                pre, self.q, self.varrho, t_buf[:size].view(U, -1), g, sq_buf[:size].view(U, -1)
+            )
+            torch.sum(act.view(R, k, m, nb, P), 4, out=per_unit[:, :, :, start : start + nb])
+        logits = per_unit.sum(2).permute(0, 2, 1)  # summed over the m neurons as sum_units does
+        return logits, slopes
+
+    def _block(self, inputs: Inputs) -> int:
+        """Examples per block of :meth:`forward`: all of them unless on a CPU, without
+        ``train.compile``, the inputs are training examples in order (orthogonal noise model)."""
+        n = len(inputs)
+        if (
+            not isinstance(inputs, OrthogonalInputs)
+            or self.weights.device.type != "cpu"
+            or precision.compiling()
+            or not bool((inputs.index >= 0).all())
+        ):
+            return n
+        per_example = patch_scratch_bytes(inputs, self.weights, 3)
+        return max(1, min(n, BLOCK_SCRATCH_BYTES // per_example))
+
+    def _scratch(self, name: str, numel: int) -> Tensor:
+        """The flat buffer ``name`` of ``numel`` numbers, kept between calls (grown when needed)."""
+        buf = self._buffers.get(name)
+        if (
+            buf is None
+            or buf.numel() < numel
+            or buf.dtype != self.weights.dtype
+            or buf.device != self.weights.device
+        ):
+            buf = torch.empty(numel, dtype=self.weights.dtype, device=self.weights.device)
+            self._buffers[name] = buf
+        return buf[:numel]
 
     def logits(self, inputs: Inputs) -> Tensor:
         return self.forward(inputs)[0]
 
-    def backward(self, inputs: Inputs, cache: Tensor, dlogits: Tensor) -> Tensor:
-        return backprop_to_weights(inputs, cache, dlogits, self.shape)
+    def backward(
+        self,
+        inputs: Inputs,
+        cache: Tensor,
+        dlogits: Tensor,
+        grad: Tensor | None = None,
+        accumulate: bool = False,
+    ) -> Tensor:
+        """dL/dW (R, k, m, D) from the cache of :meth:`forward` (consumed) and dL/dF (R, n, k);
+        written into ``grad`` when given, or added to it with ``accumulate``
+        (:func:`backprop_to_weights`)."""
+        return backprop_to_weights(inputs, cache, dlogits, self.shape, grad, accumulate)
 
     def scratch_bytes_per_example(self, inputs: Inputs) -> int:
         """Scratch memory one example needs in forward + backward (pre-activations, activation,

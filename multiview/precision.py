@@ -38,6 +38,11 @@ def mm(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     return (a.to(low) @ b.to(low)).to(a.dtype)
 
 
+def exact_products() -> bool:
+    """Whether the products run in the run's own dtype (``train.matmul`` is not ``bf16``)."""
+    return _state["matmul_dtype"] is None
+
+
 def compiling() -> bool:
     """Whether ``train.compile`` is on for the runs of this process."""
     return bool(_state["compile"])

@@ -40,7 +40,9 @@ class Learner(Protocol):
 
     def forward(self, X: Any) -> tuple[Tensor, Any]: ...
 
-    def backward(self, X: Any, cache: Any, dlogits: Tensor) -> Tensor: ...
+    def backward(
+        self, X: Any, cache: Any, dlogits: Tensor, grad: Tensor | None = None, accumulate: bool = False
+    ) -> Tensor: ...
 
     def scratch_bytes_per_example(self, X: Any) -> int: ...
 
@@ -96,12 +98,20 @@ def evaluation_chunk(learner: Learner, X: Any, cfg: TrainConfig) -> int:
 
 
 def loss_and_grad(
-    learner: Learner, X: Any, objective: Objective, idx: Tensor | None, chunk: int, need_grad: bool = True
+    learner: Learner,
+    X: Any,
+    objective: Objective,
+    idx: Tensor | None,
+    chunk: int,
+    need_grad: bool = True,
+    out: Tensor | None = None,
 ) -> tuple[Tensor, Tensor, Tensor | None]:
     """Mean report loss (G,), training accuracy (G,) and mean gradient over examples ``idx``
     (``None``: all examples, in order, taken as slices without copies).
 
-    Works chunk by chunk: the scratch memory is that of ``chunk`` examples.
+    Works chunk by chunk: the scratch memory is that of ``chunk`` examples. ``out`` (the
+    parameters' shape), for a pass over all examples (``idx`` None), receives the gradient:
+    a buffer reused from step to step instead of fresh memory each step.
     """
     total_loss = None
     correct = None
@@ -121,8 +131,8 @@ def loss_and_grad(
             surrogate, report = objective(run_logits, sub)
         if need_grad:
             (dlogits,) = torch.autograd.grad(surrogate.sum(), leaf)
-            part = learner.backward(Xc, cache, dlogits)
-            grad = part if grad is None else grad.add_(part)
+            first = grad is None
+            grad = learner.backward(Xc, cache, dlogits, out if first else grad, accumulate=not first)
         ok = margin_correct(run_logits.detach(), objective.y[sub]).sum(-1)
         total_loss = report.detach() if total_loss is None else total_loss + report.detach()
         correct = ok if correct is None else correct + ok
@@ -176,6 +186,7 @@ def train(
     device = params.device
     chunk = chunk_size(learner, X, cfg)
     sgd = cfg.optimizer == "sgd"
+    grad_buffer = None if sgd else torch.empty_like(params)
     shuffle = generator(cfg.shuffle_seed, "sgd-order")
     order = torch.empty(0, dtype=torch.long)
 
@@ -207,7 +218,9 @@ def train(
                 loss, acc, _ = loss_and_grad(learner, X, objective, None, chunk, need_grad=False)
             _, _, grad = loss_and_grad(learner, X, objective, batch_idx, chunk)
         else:
-            loss, acc, grad = loss_and_grad(learner, X, objective, None, chunk, need_grad=step < max_steps)
+            loss, acc, grad = loss_and_grad(
+                learner, X, objective, None, chunk, need_grad=step < max_steps, out=grad_buffer
+            )
         if not sgd or logging:
             active &= ~(loss < threshold)
         if max_flow_time is not None:

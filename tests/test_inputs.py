@@ -46,6 +46,7 @@ def _views() -> dict[str, OrthogonalInputs]:
         "a slice": full[2:5],
         "a slice of a slice": full[1:6][1:4],
         "a mini-batch": full[torch.tensor([4, 1, 2])],
+        "a mini-batch with an example twice": full[torch.tensor([4, 1, 4])],
         "seen and unseen": mixed,
         "unseen, first seen": OrthogonalInputs(
             full.coef[[0, 2]], full.noise_norm[[0, 2]], torch.tensor([-1, 2]), N
@@ -66,6 +67,78 @@ def test_products_equal_those_of_the_written_out_patches(name):
     grad = inputs.weight_grad(slope.clone())
     assert grad.shape == (U, D) and grad.dtype == torch.float64
     assert torch.allclose(grad, expected, rtol=1e-13, atol=1e-14)
+
+
+def _one_feature_set() -> OrthogonalInputs:
+    """A training set built as the paper's: each patch carries at most one feature (some none)."""
+    gen = torch.Generator().manual_seed(5)
+    which = torch.randint(0, K2, (N, P), generator=gen)
+    value = torch.rand(N, P, generator=gen, dtype=torch.float64) * (torch.rand(N, P, generator=gen) < 0.7)
+    coef = torch.zeros(N, P, K2, dtype=torch.float64).scatter_(-1, which.unsqueeze(-1), value.unsqueeze(-1))
+    norm = 0.5 + torch.rand(N, P, generator=gen, dtype=torch.float64)
+    return OrthogonalInputs(coef, norm, torch.arange(N), N)
+
+
+def test_the_one_feature_of_each_patch_is_found_and_kept_by_slices():
+    full = _one_feature_set()
+    assert full.feature is not None and full.feature_value is not None
+    assert torch.equal(full.coef.gather(-1, full.feature.unsqueeze(-1)).squeeze(-1), full.feature_value)
+    assert torch.equal((full.coef != 0).sum(-1) == 1, full.feature_value != 0)
+    for part, rows in ((full[1:4], [1, 2, 3]), (full[torch.tensor([5, 0])], [5, 0])):
+        assert torch.equal(part.feature, full.feature[rows])
+        assert torch.equal(part.feature_value, full.feature_value[rows])
+    assert _training_set().feature is None  # every patch on every feature: the product is kept
+
+
+@pytest.mark.parametrize("rows", [slice(None), slice(2, 5), [4, 1, 4]])
+def test_a_gathered_feature_part_gives_the_numbers_of_the_product(rows):
+    """One coordinate per patch times its coefficient is the product of 2k terms of which all
+    but one are 0, number for number; the product is used where a patch has two features."""
+    full = _one_feature_set()
+    inputs = full[rows] if isinstance(rows, slice) else full[torch.tensor(rows)]
+    W = _weights()
+    gathered = inputs.preactivations(W)
+    inputs.feature = inputs.feature_value = None
+    assert torch.equal(gathered, inputs.preactivations(W))
+    assert torch.allclose(gathered, W @ _explicit(inputs).reshape(-1, D).T, rtol=1e-13, atol=1e-14)
+
+
+def test_the_product_is_kept_under_bf16_products(monkeypatch):
+    from multiview import inputs as inputs_module
+
+    calls = []
+    monkeypatch.setattr(inputs_module.precision, "exact_products", lambda: False)
+    monkeypatch.setattr(inputs_module, "mm", lambda a, b: calls.append(1) or a @ b)
+    full = _one_feature_set()
+    W = _weights()
+    assert torch.allclose(full.preactivations(W), W @ _explicit(full).reshape(-1, D).T, rtol=1e-13)
+    assert calls == [1]
+
+
+def test_preactivations_into_a_buffer():
+    for full in (_one_feature_set(), _training_set()):
+        W = _weights()
+        out = torch.full((U, N * P), float("nan"), dtype=torch.float64)
+        assert full.preactivations(W, out=out) is out
+        assert torch.equal(out, full.preactivations(W))
+
+
+def test_gradients_of_chunks_written_into_a_reused_buffer_equal_the_whole_pass():
+    """A pass over the training set in chunks, each writing its own noise columns and adding its
+    feature part, into a buffer holding the previous step's numbers, gives the whole gradient."""
+    full = _training_set()
+    slope = torch.randn(U, N * P, generator=torch.Generator().manual_seed(6), dtype=torch.float64)
+    whole = full.weight_grad(slope.clone())
+    buffer = torch.full((U, D), 7.0, dtype=torch.float64)  # stale numbers everywhere
+    for i, (a, b) in enumerate(((0, 2), (2, 5), (5, 6))):
+        out = full[a:b].weight_grad(slope[:, a * P : b * P].clone(), buffer, accumulate=i > 0)
+        assert out is buffer
+    assert torch.allclose(buffer, whole, rtol=1e-13, atol=1e-14)
+    dense = DenseInputs(_explicit(full))
+    into = torch.full((U, D), 7.0, dtype=torch.float64)
+    dense[0:2].weight_grad(slope[:, : 2 * P].clone(), into)
+    dense[2:6].weight_grad(slope[:, 2 * P :].clone(), into, accumulate=True)
+    assert torch.allclose(into, whole, rtol=1e-13, atol=1e-14)
 
 
 def test_dense_inputs_are_the_plain_products():

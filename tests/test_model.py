@@ -168,6 +168,63 @@ def test_int_power_by_repeated_squaring():
     assert torch.equal(t, torch.tensor([0.5, -1.5, 2.0], dtype=torch.float64))  # left as it was
 
 
+def test_int_power_into_buffers_allocates_nothing_and_gives_the_same_numbers():
+    t = torch.rand(50, generator=torch.Generator().manual_seed(0), dtype=torch.float64) * 1.3
+    original = t.clone()
+    for e in range(1, 9):
+        out, scratch = torch.full_like(t, float("nan")), torch.full_like(t, float("nan"))
+        result = int_power(t, e, out, scratch)
+        assert result is out and torch.equal(result, int_power(t, e)), e
+        assert torch.equal(t, original)
+
+
+@pytest.mark.parametrize("q", [1, 2, 3, 4, 6])
+def test_activation_passes_into_buffers_give_the_same_numbers(q):
+    z = _grid(0.1)
+    act, g = act_and_grad_eager(z.clone(), q, 0.1)
+    buffers = [torch.full_like(z, float("nan")) for _ in range(3)]
+    act_b, g_b = act_and_grad_eager(z.clone(), q, 0.1, *buffers)
+    assert g_b is buffers[1] and torch.equal(g_b, g) and torch.equal(act_b, act)
+
+
+def _orthogonal_setup(n: int = 30):
+    cfg = _dc(k=3, d=24, P=8, n_train=n, sigma_p=0.1, noise_model="orthogonal")
+    dist = MultiViewDistribution(cfg, seed=2)
+    batch = dist.sample(n, "train", dtype=torch.float32)
+    W = init_weights(3, "model", [0, 1, 2], 3, 16, dist.weight_dim(n), 0.3, dtype=torch.float32)
+    return dist, batch, W
+
+
+def test_forward_in_cache_sized_blocks_gives_the_numbers_of_one_pass(monkeypatch):
+    """Blocks of training examples (the CPU path) give the logits, slopes and gradient of one
+    pass over all examples, number for number; unseen examples are taken whole."""
+    from multiview import model
+
+    dist, batch, W = _orthogonal_setup()
+    inputs = dist.inputs(batch, seen=True)
+    net = TwoLayerCNN(W.clone(), 3, 0.2, 0.3)
+    logits, slopes = net.forward(inputs)
+    slopes = slopes.clone()
+    dlogits = torch.randn_like(logits)
+    grad = net.backward(inputs, slopes.clone(), dlogits)
+    per_example = model.patch_scratch_bytes(inputs, W, 3)
+    monkeypatch.setattr(model, "BLOCK_SCRATCH_BYTES", 4 * per_example)
+    blocked = TwoLayerCNN(W.clone(), 3, 0.2, 0.3)
+    assert blocked._block(inputs) == 4
+    logits_b, slopes_b = blocked.forward(inputs)
+    assert torch.equal(logits_b, logits) and torch.equal(slopes_b, slopes)
+    # summing each block's logits whole would not do: the order of the sum over the m neurons
+    # depends on the number of examples, and so its last bits
+    per_block = torch.cat([net.forward(inputs[s : s + 4])[0] for s in range(0, len(inputs), 4)], dim=1)
+    assert torch.allclose(per_block, logits) and not torch.equal(per_block, logits)
+    assert torch.equal(blocked.backward(inputs, slopes_b, dlogits), grad)
+    again, _ = blocked.forward(inputs)  # the buffers are reused: the same numbers again
+    assert torch.equal(again, logits)
+    unseen = dist.inputs(batch, seen=False)
+    assert blocked._block(unseen) == len(unseen)
+    assert blocked._block(inputs[torch.tensor([3, 1])]) == 2  # fewer examples than a block
+
+
 # --- initialization and the CNN's interface -------------------------------------------------------
 
 
