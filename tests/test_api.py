@@ -31,6 +31,23 @@ def test_importing_the_package_loads_neither_torch_nor_pandas():
     assert version == multiview.__version__ != "unknown"
 
 
+@pytest.mark.parametrize("setting", ["1", "0"])
+def test_importing_the_package_asks_glibc_to_keep_freed_memory(monkeypatch, setting):
+    """Large blocks from the heap (M_MMAP_THRESHOLD, −3) and no trimming (M_TRIM_THRESHOLD, −1),
+    unless MULTIVIEW_KEEP_FREED_MEMORY=0."""
+    calls = []
+
+    class Libc:
+        def mallopt(self, param: int, value: int) -> int:
+            calls.append((param, value))
+            return 1
+
+    monkeypatch.setenv("MULTIVIEW_KEEP_FREED_MEMORY", setting)
+    monkeypatch.setattr(multiview.ctypes, "CDLL", lambda name: Libc() if name == "libc.so.6" else None)
+    multiview._keep_freed_memory()
+    assert calls == ([(-3, 1 << 30), (-1, 2**31 - 1)] if setting == "1" else [])
+
+
 def test_simulate_returns_results_with_a_tidy_table(tmp_path):
     res = multiview.simulate(preset="smoke", out=tmp_path / "run", device="cpu", mu=0.2, **SMALL)
     assert isinstance(res, multiview.Results) and res.path == tmp_path / "run"
