@@ -166,7 +166,9 @@ def tangent_scale(
     gens = [torch.Generator().manual_seed(seed) for seed in probe_seeds]
     total = torch.zeros(R, dtype=torch.float64, device=w0.device)
     for _ in range(probes):  # one probe at a time: scratch of the size of w0
-        v = torch.stack([torch.randn(k * m, D, generator=g, dtype=torch.float64) for g in gens]).to(w0)
+        v = torch.stack(
+            [torch.randn(k * m, D, generator=g, dtype=torch.float64, device="cpu") for g in gens]
+        ).to(w0)
         for s in range(0, len(inputs), chunk):
             part = inputs[s : s + chunk]
             n, P = len(part), part.n_patches

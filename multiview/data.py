@@ -197,7 +197,7 @@ class MultiViewDistribution:
         n, P = batch.y.shape[0], batch.noise_norm.shape[1]
         gen = generator(self.seed, "fresh-noise")
         if self.orthogonal:
-            g = torch.randn(n, P, R, k, m, generator=gen, dtype=torch.float64) * init_std
+            g = torch.randn(n, P, R, k, m, generator=gen, dtype=torch.float64, device="cpu") * init_std
             return g.to(weights.device, weights.dtype) * batch.noise_norm[..., None, None, None]
         xi = self._gaussian_noise(batch.patch_feature.cpu(), gen).to(weights.device, weights.dtype)
         return (xi.reshape(-1, D) @ weights.reshape(-1, D).T).view(n, P, R, k, m)
@@ -205,7 +205,7 @@ class MultiViewDistribution:
     def _gaussian_noise(self, patch_feature: Tensor, gen: torch.Generator) -> Tensor:
         """(n, P, d) ξ with per-patch std; projected off span(V) unless ``noise_in_feature_span``."""
         std = self.noise_std(patch_feature)
-        noise = torch.randn(*std.shape, self.config.d, generator=gen, dtype=torch.float64)
+        noise = torch.randn(*std.shape, self.config.d, generator=gen, dtype=torch.float64, device="cpu")
         noise.mul_(std[..., None])
         if not self.config.noise_in_feature_span:
             noise -= (noise @ self.features.T) @ self.features

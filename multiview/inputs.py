@@ -158,7 +158,9 @@ class OrthogonalInputs:
             gen = torch.Generator().manual_seed(
                 derive_seed(fresh_key, self.fresh_key, self.offset, W.shape[0])
             )
-            fresh = torch.randn(W.shape[0], int((~seen).sum()), generator=gen, dtype=W.dtype).mul_(fresh_std)
+            fresh = torch.randn(
+                W.shape[0], int((~seen).sum()), generator=gen, dtype=W.dtype, device="cpu"
+            ).mul_(fresh_std)
             if bool(seen.any()):
                 out[:, ~seen] = fresh.to(W.device)
             else:

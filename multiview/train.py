@@ -188,7 +188,7 @@ def train(
     sgd = cfg.optimizer == "sgd"
     grad_buffer = None if sgd else torch.empty_like(params)
     shuffle = generator(cfg.shuffle_seed, "sgd-order")
-    order = torch.empty(0, dtype=torch.long)
+    order = torch.empty(0, dtype=torch.long, device="cpu")
 
     active = torch.ones(n_runs, dtype=torch.bool, device=device)
     steps = torch.zeros(n_runs, dtype=torch.long, device=device)
@@ -210,7 +210,7 @@ def train(
     for step in range(max_steps + 1):
         if sgd:
             if order.numel() < cfg.batch_size:
-                order = torch.cat([order, torch.randperm(N, generator=shuffle)])
+                order = torch.cat([order, torch.randperm(N, generator=shuffle, device="cpu")])
             batch_idx, order = order[: cfg.batch_size].to(device), order[cfg.batch_size :]
         logging = step % cfg.log_every == 0 or step == max_steps
         if sgd:
@@ -240,7 +240,7 @@ def train(
         steps += active.long()
 
     history = {
-        key: torch.stack(values) if isinstance(values[0], Tensor) else torch.tensor(values)
+        key: torch.stack(values) if isinstance(values[0], Tensor) else torch.tensor(values, device="cpu")
         for key, values in hist.items()
     }
     reached = (loss < threshold).cpu()

@@ -250,3 +250,20 @@ def test_tangent_scale_is_the_documented_estimate():
     assert torch.allclose(got, expected, rtol=1e-10)
     f32 = tangent_scale(DenseInputs(inputs.X.float()), w0.float(), Q, VARRHO, 0.0, 0, seeds)
     assert f32.dtype == torch.float32 and torch.allclose(f32.double(), expected, rtol=1e-4)
+
+
+def test_the_scale_is_made_on_the_device_of_the_weights(same_on_meta_default):
+    """The tangent scale's accumulator and the default scale are made next to W_0 (the probe
+    directions are drawn on the CPU and moved): under a meta default device the scale and the
+    linearized logits are those of the CPU."""
+    dense, w0 = _setup()
+    orthogonal = _orthogonal_test_inputs()
+    w0_orthogonal = init_weights(0, "ntk-test", [0, 1], 3, 2, 4 + 6 * 4, 0.2, dtype=torch.float64)
+    same_on_meta_default(lambda: tangent_scale(dense, w0, Q, VARRHO, 0.0, 0, probe_seeds=[0, 1, 2], chunk=4))
+    for inputs, w in ((dense, w0), (orthogonal, w0_orthogonal)):
+        ones = same_on_meta_default(lambda inputs=inputs, w=w: LinearizedCNN(w, Q, VARRHO, 0.3, 9).scale)
+        assert ones.tolist() == [1.0] * w.shape[0]
+        logits, _ = same_on_meta_default(
+            lambda inputs=inputs, w=w: LinearizedCNN(w, Q, VARRHO, 0.3, 9).forward(inputs)
+        )
+        assert logits.abs().max() > 0

@@ -232,6 +232,28 @@ def test_every_check_names_its_theorem_and_explained_failures_point_to_pages_tha
     assert bounds.stage_of("self_distillation") == "self_kd" and bounds.stage_of("lottery_at_init") is None
 
 
+def test_baseline_checks_are_named_by_their_family_and_nothing_else_is():
+    assert bounds.explained_in("ntk_kd_falls_short") == "docs/baselines.md: the NTK baseline"
+    assert bounds.explained_in("random_features_average_matches_ensemble") == (
+        "docs/baselines.md: the random-feature baseline"
+    )
+    # a name that begins with another stage's name is no baseline check, and unknown names
+    # belong to no theorem and no page
+    assert bounds._family("kd_gain") is None and bounds._family("ntk_kd_falls_short") == "ntk"
+    for name in ("self_kd_something", "no_such_check"):
+        assert bounds.theorem_of(name) == "" and bounds.explained_in(name) is None
+
+
+def test_the_bands_of_the_seeds_plot_are_those_of_the_checks():
+    assert bounds.bands_over_mu() == {
+        "single": (0.49, 0.51),
+        "ensemble": (0.0, 0.01),
+        "kd": (0.0, 0.01),
+        "self_kd": (0.0, 0.26),
+        "ensemble_of_kd": (0.0, 0.01),
+    }
+
+
 # --- the stratified error ---------------------------------------------------------------------
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from dataclasses import fields
 
 import pytest
 import torch
@@ -10,7 +11,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from multiview.config import DataConfig
-from multiview.data import DataError, MultiViewDistribution
+from multiview.data import Batch, DataError, MultiViewDistribution
 from multiview.settings import ConfigError
 
 FAST = settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -441,3 +442,59 @@ def test_feature_coordinates_in_the_weights_dtype():
     assert f32.dtype == torch.float32 and torch.allclose(
         f32[0].double(), torch.eye(4, dtype=torch.float64), atol=1e-6
     )
+
+
+# --- the device of the data -----------------------------------------------------------------------
+
+
+def _small(model: str):
+    cfg = _dc(k=2, d=12, P=4, sigma_p=0.3, gamma=0.1, sigma_nonfeature=0.05, noise_model=model)
+    dist = MultiViewDistribution(cfg, 0)
+    batch = dist.sample(5, "train", dtype=torch.float64)
+    W = torch.randn(
+        2, 2, 3, dist.weight_dim(5), generator=torch.Generator().manual_seed(0), dtype=torch.float64
+    )
+    return dist, batch, W
+
+
+@pytest.mark.parametrize("model", ["gaussian", "orthogonal"])
+def test_a_batch_is_drawn_and_moved_to_the_device_asked(model):
+    dist, batch, _ = _small(model)
+    moved = batch.to("meta", torch.float32)
+    drawn = dist.sample(5, "train", device="meta", dtype=torch.float32)
+    for f in fields(Batch):
+        t = getattr(batch, f.name)
+        for other in (getattr(moved, f.name), getattr(drawn, f.name)):
+            if t is None:
+                assert other is None
+                continue
+            assert other.device.type == "meta" and other.shape == t.shape, f.name
+            assert other.dtype == (torch.float32 if t.is_floating_point() else t.dtype), f.name
+
+
+@pytest.mark.parametrize("model", ["gaussian", "orthogonal"])
+def test_what_the_learners_see_is_made_on_the_device_of_the_data(model, same_on_meta_default):
+    """Under a meta default device the noise scales, inputs and correlations are those of the CPU:
+    every tensor made for the data is made next to them."""
+    dist, batch, W = _small(model)
+    same_on_meta_default(lambda: dist.noise_std(batch.patch_feature))
+    same_on_meta_default(lambda: (dist.inputs(batch, seen=True), dist.inputs(batch, seen=False, fresh_key=3)))
+    same_on_meta_default(lambda: dist.feature_coordinates(W))
+    same_on_meta_default(lambda: dist.own_noise_correlations(W, batch))
+    same_on_meta_default(lambda: dist.fresh_noise_correlations(W, batch, 0.1))
+
+
+@pytest.mark.parametrize("model", ["gaussian", "orthogonal"])
+def test_correlations_are_on_the_device_of_the_weights(model, one_device):
+    """The features and the fresh noise (drawn on the CPU) are moved to the weights' device."""
+    dist, batch, W = _small(model)
+    W = W.to("meta")
+    # the Gaussian model reads the batch's patch features on the CPU to draw the noise: the batch
+    # stays there; the orthogonal model multiplies by the batch's noise norms: the batch moves too
+    if model == "orthogonal":
+        batch = batch.to("meta", torch.float64)
+    with one_device():
+        coords = dist.feature_coordinates(W)
+        fresh = dist.fresh_noise_correlations(W, batch, 0.1)
+    assert coords.device.type == "meta" and coords.shape == (2, 2, 3, 4)
+    assert fresh.device.type == "meta" and fresh.shape == (5, 4, 2, 2, 3)

@@ -230,3 +230,30 @@ def test_fresh_coordinates_are_keyed_by_learner_batch_and_chunk():
 
 
 PINNED_FRESH = 17.191278995711144
+
+
+# --- the device of the inputs ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", list(_views()))
+def test_products_stay_on_the_device_of_the_inputs(name, same_on_meta_default):
+    """Every index, column and output is made next to the inputs, not on the default device:
+    under a meta default device the products are those of the CPU."""
+    inputs = _views()[name]
+    W = _weights()
+    slope = torch.randn(U, len(inputs) * P, generator=torch.Generator().manual_seed(2), dtype=torch.float64)
+    same_on_meta_default(lambda: inputs._noise_columns())
+    same_on_meta_default(lambda: inputs.noise_coordinates(W, 0.5, 3))
+    same_on_meta_default(lambda: inputs.preactivations(W, 0.5, 3))
+    same_on_meta_default(lambda: inputs.weight_grad(slope.clone()))
+
+
+@pytest.mark.parametrize("name", ["seen and unseen", "unseen"])
+def test_fresh_coordinates_are_moved_to_the_weights_device(name, one_device):
+    """The fresh coordinates are drawn on the CPU (their generator's device) and moved to the
+    weights' device before they are returned or written next to the seen ones: with weights on
+    the meta device the coordinates are meta too."""
+    inputs = _views()[name]
+    with one_device():
+        coords = inputs.noise_coordinates(_weights().to("meta"), 0.5, 3)
+    assert coords.device.type == "meta" and coords.shape == (U, len(inputs) * P)

@@ -67,6 +67,15 @@ def test_grad_matches_autograd(q):
     assert torch.allclose(g[mask], smoothed_relu_grad(z.detach(), q, 0.1)[mask], atol=1e-12)
 
 
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_the_slope_stays_on_the_device_of_its_input(dtype, same_on_meta_default):
+    """The zero below 0 is made next to z: under a meta default device the slopes are those of
+    the CPU."""
+    z = torch.linspace(-0.3, 0.5, 81, dtype=dtype)
+    slope = same_on_meta_default(lambda: smoothed_relu_grad(z, 4, 0.1))
+    assert slope.dtype == dtype and slope[0] == 0 and slope[-1] == 1
+
+
 def test_gradient_is_nonzero_at_a_typical_init():
     W = init_weights(0, "model", [0], 4, 2, 64, 0.01, dtype=torch.float64)
     X = torch.randn(10, 8, 64, dtype=torch.float64)

@@ -233,3 +233,14 @@ def _memorization_groups(batch, learned, n: int) -> dict[str, list[list[int]]]:
             else:
                 groups["single_dominant_unlearned"][r].append(i)
     return groups
+
+
+@pytest.mark.parametrize("model", ["gaussian", "orthogonal"])
+def test_view_correlations_are_taken_on_the_device_of_the_weights(model, same_on_meta_default):
+    """The class index is made next to the weights: under a meta default device the correlations
+    are those of the CPU."""
+    corr = torch.tensor([[[[0.5, -0.2], [0.1, 0.05]], [[-0.1, -0.3], [0.0, 0.02]]]], dtype=torch.float64)
+    dist = MultiViewDistribution(_dc(k=2, d=12, P=6, noise_model=model), 0)
+    W = _weights_with_correlations(dist, corr)
+    c = same_on_meta_default(lambda: view_correlations(W, dist))
+    assert torch.allclose(c, corr, atol=1e-12)

@@ -8,6 +8,7 @@ import torch
 
 from multiview.config import DataConfig, TrainConfig
 from multiview.data import MultiViewDistribution
+from multiview.inputs import DenseInputs
 from multiview.losses import LabelObjective, cross_entropy, margin_correct
 from multiview.model import TwoLayerCNN, init_weights, smoothed_relu
 from multiview.seeding import generator
@@ -347,6 +348,85 @@ def test_sgd_takes_consecutive_batches_of_reshuffles_from_its_seed():
         assert got == expected[: len(got)]
         order.append(got)
     assert order[0] != order[1]
+
+
+# --- the device of the parameters -----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("step", ["constant", "normalized", "relative"])
+def test_step_sizes_are_made_on_the_device_of_the_parameters(step, same_on_meta_default):
+    cfg = TrainConfig(step=step, lr=0.8, delta=0.3)
+    eta = same_on_meta_default(lambda: step_sizes(PARAMS, GRAD, 2, cfg))
+    assert eta.dtype == torch.float64 and eta.shape == (2,)
+
+
+@pytest.mark.parametrize("noise_model", ["gaussian", "orthogonal"])
+def test_loss_and_gradient_are_taken_on_the_device_of_the_parameters(noise_model, same_on_meta_default):
+    """The examples of each chunk are indexed on the labels' device: under a meta default device
+    the loss, accuracy and gradient are those of the CPU."""
+    dist, batch, inputs, D = _setup(noise_model, n=10)
+    net = _net(D)
+    objective = LabelObjective(batch.y)
+    for chunk in (10, 3):
+        loss, acc, grad = same_on_meta_default(
+            lambda chunk=chunk: loss_and_grad(net, inputs, objective, None, chunk)
+        )
+        assert grad.abs().max() > 0 and 0 < float(loss.min())
+
+
+@pytest.mark.parametrize("optimizer", ["gd", "sgd"])
+def test_training_keeps_its_state_on_the_device_of_the_parameters(optimizer, same_on_meta_default):
+    """Which runs are active, their steps and flow times are held next to the parameters (the SGD
+    order is drawn on the CPU, as its generator is): under a meta default device training takes
+    the same steps to the same weights as on the CPU."""
+    dist, batch, inputs, D = _setup("orthogonal", n=12)
+    tcfg = TrainConfig(
+        optimizer=optimizer,
+        batch_size=5,
+        step="constant",
+        lr=0.5,
+        max_steps=9,
+        loss_threshold=0.5,
+        log_every=4,
+        dtype="float64",
+    )
+    nets = [_net(D), _net(D)]
+    trained = iter(nets)
+    objective = LabelObjective(batch.y)
+    res = same_on_meta_default(
+        lambda: train(next(trained), inputs, objective, 2, tcfg, max_flow_time=2.5), ignore=("seconds",)
+    )
+    assert res.stopped_by == ["loss_threshold", "flow_time"] and res.history["step"].tolist()[:2] == [0, 4]
+    assert torch.equal(nets[0].weights, nets[1].weights)
+
+
+class _Stop(Exception):
+    pass
+
+
+class _FirstBatch(LabelObjective):
+    """Label cross-entropy that keeps the device of the first gradient batch and stops training."""
+
+    device: torch.device | None = None
+
+    def __call__(self, run_logits, idx):
+        if torch.is_grad_enabled():
+            self.device = idx.device
+            raise _Stop
+        return super().__call__(run_logits, idx)
+
+
+def test_sgd_moves_its_batch_to_the_device_of_the_parameters():
+    """The order is drawn on the CPU; each batch of it is moved to the parameters' device before
+    the examples and labels are indexed. With everything on the meta device training cannot
+    read a loss, so the objective stops it at the first batch, and says where the batch was."""
+    dist, batch, inputs, D = _setup("gaussian", n=12)
+    tcfg = TrainConfig(optimizer="sgd", batch_size=5, step="constant", lr=1.0, max_steps=3, dtype="float64")
+    net = TwoLayerCNN(_net(D).weights.to("meta"), 3, 0.1, 0.05)
+    objective = _FirstBatch(batch.y.to("meta"))
+    with pytest.raises(_Stop):
+        train(net, DenseInputs(inputs.X.to("meta")), objective, 2, tcfg)
+    assert objective.device == torch.device("meta")
 
 
 # --- chunk sizes ----------------------------------------------------------------------------------
