@@ -98,6 +98,22 @@ def test_linearized_backward_matches_autograd():
     assert torch.allclose(grad, grad_ag, atol=1e-12, rtol=1e-9)
 
 
+def test_linearized_backward_into_a_buffer():
+    """``grad`` given: the gradient is written there whatever it held, or added with
+    ``accumulate``; the cache is consumed, so each call gets a copy."""
+    inputs, w0 = _setup()
+    ntk = LinearizedCNN(w0, Q, VARRHO, 0.0, 0, torch.tensor([3.0, 0.5, 7.0], dtype=torch.float64))
+    ntk.delta = torch.randn(w0.shape, generator=torch.Generator().manual_seed(7), dtype=torch.float64)
+    logits, cache = ntk.forward(inputs)
+    dlogits = torch.randn(logits.shape, generator=torch.Generator().manual_seed(8), dtype=torch.float64)
+    grad = ntk.backward(inputs, cache.clone(), dlogits)
+    into = torch.full_like(w0, 7.0)
+    assert ntk.backward(inputs, cache.clone(), dlogits, into).data_ptr() == into.data_ptr()
+    assert torch.equal(into, grad)
+    ntk.backward(inputs, cache.clone(), dlogits, into, accumulate=True)
+    assert torch.allclose(into, 2 * grad, rtol=1e-13, atol=1e-15)
+
+
 @pytest.mark.parametrize("sigma", [1e-3, 1e-4])
 def test_standardized_ntk_moves_the_logits(sigma):
     """At small σ_0 the raw tangent features are tiny; after standardization a unit Δ′ changes
@@ -186,6 +202,12 @@ def test_random_features_readout_forward_backward_and_scratch():
     (grad,) = torch.autograd.grad((RandomFeatures(leaf).forward(phi)[0] * dlogits).sum(), leaf)
     assert torch.allclose(rf.backward(phi, cache, dlogits), grad, rtol=1e-12)
     assert rf.scratch_bytes_per_example(phi) == 3 * 2 * (5 + 3) * 8
+    # into a buffer: written there whatever it held, or added to it with ``accumulate``
+    into = torch.full_like(readout, 7.0)
+    assert rf.backward(phi, cache, dlogits, into) is into
+    assert torch.allclose(into, grad, rtol=1e-12)
+    assert rf.backward(phi, cache, dlogits, into, accumulate=True) is into
+    assert torch.allclose(into, 2 * grad, rtol=1e-12)
 
 
 # --- the linearized CNN -------------------------------------------------------------------------

@@ -87,7 +87,38 @@ def test_the_one_feature_of_each_patch_is_found_and_kept_by_slices():
     for part, rows in ((full[1:4], [1, 2, 3]), (full[torch.tensor([5, 0])], [5, 0])):
         assert torch.equal(part.feature, full.feature[rows])
         assert torch.equal(part.feature_value, full.feature_value[rows])
+    # a slice takes the slices of both, not searched again from its coefficients
+    part = full[1:4]
+    assert part.feature.untyped_storage().data_ptr() == full.feature.untyped_storage().data_ptr()
+    assert part.feature_value.untyped_storage().data_ptr() == full.feature_value.untyped_storage().data_ptr()
     assert _training_set().feature is None  # every patch on every feature: the product is kept
+
+
+def test_a_patch_with_two_features_keeps_the_product():
+    """One patch carrying two features is enough for ``feature`` to stay None: a gather of one
+    coordinate per patch would drop the second."""
+    full = _one_feature_set()
+    coef = full.coef.clone()
+    coef[2, 1, :2] = torch.tensor([0.25, 0.5], dtype=torch.float64)
+    two = OrthogonalInputs(coef, full.noise_norm, full.index, N)
+    assert two.feature is None and two.feature_value is None
+    W = _weights()
+    assert torch.allclose(two.preactivations(W), W @ _explicit(two).reshape(-1, D).T, rtol=1e-13, atol=1e-14)
+
+
+def test_a_feature_without_its_values_is_not_used():
+    """Given ``feature`` without ``feature_value``: the product is taken, and a slice or a batch
+    finds both from its coefficients again."""
+    full = _one_feature_set()
+    half = OrthogonalInputs(full.coef, full.noise_norm, full.index, N, feature=full.feature)
+    assert half.feature_value is None
+    W = _weights()
+    assert torch.allclose(
+        half.preactivations(W), W @ _explicit(half).reshape(-1, D).T, rtol=1e-13, atol=1e-14
+    )
+    for part, rows in ((half[1:4], [1, 2, 3]), (half[torch.tensor([5, 0])], [5, 0])):
+        assert torch.equal(part.feature, full.feature[rows])
+        assert torch.equal(part.feature_value, full.feature_value[rows])
 
 
 @pytest.mark.parametrize("rows", [slice(None), slice(2, 5), [4, 1, 4]])
@@ -115,12 +146,34 @@ def test_the_product_is_kept_under_bf16_products(monkeypatch):
     assert calls == [1]
 
 
+def test_the_feature_part_is_gathered_under_exact_products(monkeypatch):
+    """Each patch on at most one feature and products in the run's dtype: no product is taken."""
+    from multiview import inputs as inputs_module
+
+    calls = []
+    monkeypatch.setattr(inputs_module, "mm", lambda a, b: calls.append(1) or a @ b)
+    full = _one_feature_set()
+    W = _weights()
+    assert torch.allclose(full.preactivations(W), W @ _explicit(full).reshape(-1, D).T, rtol=1e-13)
+    assert calls == []
+    full.preactivations(W, out=torch.empty(U, N * P, dtype=torch.float64))
+    assert calls == []
+
+
 def test_preactivations_into_a_buffer():
     for full in (_one_feature_set(), _training_set()):
         W = _weights()
         out = torch.full((U, N * P), float("nan"), dtype=torch.float64)
         assert full.preactivations(W, out=out) is out
         assert torch.equal(out, full.preactivations(W))
+
+
+def test_dense_preactivations_into_a_buffer():
+    dense = DenseInputs(_explicit(_training_set()))
+    W = _weights()
+    out = torch.full((U, N * P), float("nan"), dtype=torch.float64)
+    assert dense.preactivations(W, out=out) is out
+    assert torch.equal(out, W @ dense.X.reshape(-1, D).T)
 
 
 def test_gradients_of_chunks_written_into_a_reused_buffer_equal_the_whole_pass():
@@ -134,11 +187,33 @@ def test_gradients_of_chunks_written_into_a_reused_buffer_equal_the_whole_pass()
         out = full[a:b].weight_grad(slope[:, a * P : b * P].clone(), buffer, accumulate=i > 0)
         assert out is buffer
     assert torch.allclose(buffer, whole, rtol=1e-13, atol=1e-14)
+    # without ``accumulate`` the feature columns are overwritten as well
+    assert full.weight_grad(slope.clone(), buffer) is buffer
+    assert torch.allclose(buffer, whole, rtol=1e-13, atol=1e-14)
     dense = DenseInputs(_explicit(full))
     into = torch.full((U, D), 7.0, dtype=torch.float64)
     dense[0:2].weight_grad(slope[:, : 2 * P].clone(), into)
     dense[2:6].weight_grad(slope[:, 2 * P :].clone(), into, accumulate=True)
     assert torch.allclose(into, whole, rtol=1e-13, atol=1e-14)
+
+
+def test_a_run_of_examples_leaves_the_other_noise_columns_at_zero(monkeypatch):
+    """The gradient of consecutive training examples (a slice of W's noise columns) that start at
+    the first or end at the last is 0 in the columns of the other examples, whatever memory it
+    is made in: here ``torch.empty`` hands out NaN. Only all of them write every column."""
+    real_empty = torch.empty
+
+    def stale(*args, **kwargs):
+        t = real_empty(*args, **kwargs)
+        return t.fill_(float("nan")) if t.is_floating_point() else t
+
+    full = _training_set()
+    monkeypatch.setattr(torch, "empty", stale)
+    for part in (full[0:2], full[3:6], full[2:5], full):
+        X = _explicit(part).reshape(-1, D)
+        slope = torch.randn(U, X.shape[0], generator=torch.Generator().manual_seed(7), dtype=torch.float64)
+        grad = part.weight_grad(slope.clone())
+        assert torch.allclose(grad, slope @ X, rtol=1e-13, atol=1e-14), part.index.tolist()
 
 
 def test_dense_inputs_are_the_plain_products():

@@ -3,16 +3,20 @@
 from __future__ import annotations
 
 import json
+import warnings
 from pathlib import Path
 
 import pytest
 import torch
+from torch.utils._python_dispatch import TorchDispatchMode
+from torch.utils._pytree import tree_flatten
 
 from multiview.config import DataConfig
 from multiview.data import MultiViewDistribution
 from multiview.model import (
     TwoLayerCNN,
     act_and_grad_eager,
+    backprop_to_weights,
     fused_logits_and_slopes,
     init_weights,
     int_power,
@@ -177,14 +181,56 @@ def test_int_power_by_repeated_squaring():
     assert torch.equal(t, torch.tensor([0.5, -1.5, 2.0], dtype=torch.float64))  # left as it was
 
 
+class _NewMemory(TorchDispatchMode):
+    """Records (operation, shape, dtype) of every tensor an operation returns in memory that none
+    of its arguments holds: what the code run under it allocates (a view, an in-place result and
+    an ``out=`` result share their arguments' memory)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.tensors: list[tuple[str, tuple[int, ...], torch.dtype]] = []
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        held = {
+            t.untyped_storage().data_ptr()
+            for t in tree_flatten((args, kwargs))[0]
+            if isinstance(t, torch.Tensor)
+        }
+        result = func(*args, **kwargs)
+        for t in tree_flatten(result)[0]:
+            if isinstance(t, torch.Tensor) and t.untyped_storage().data_ptr() not in held:
+                self.tensors.append((str(func), tuple(t.shape), t.dtype))
+        return result
+
+
 def test_int_power_into_buffers_allocates_nothing_and_gives_the_same_numbers():
     t = torch.rand(50, generator=torch.Generator().manual_seed(0), dtype=torch.float64) * 1.3
     original = t.clone()
     for e in range(1, 9):
         out, scratch = torch.full_like(t, float("nan")), torch.full_like(t, float("nan"))
-        result = int_power(t, e, out, scratch)
+        with _NewMemory() as new:
+            result = int_power(t, e, out, scratch)
+        assert new.tensors == [], e
         assert result is out and torch.equal(result, int_power(t, e)), e
         assert torch.equal(t, original)
+        if e == 2:  # t² is written straight into ``out``: the scratch is not touched
+            assert scratch.isnan().all()
+
+
+def test_int_power_with_one_of_its_buffers():
+    """Only ``out``: t² is written straight into it, nothing allocated; only ``scratch``: the
+    squares are taken there and the result is a new tensor, t**e all the same."""
+    t = torch.rand(50, generator=torch.Generator().manual_seed(1), dtype=torch.float64) * 1.3
+    out = torch.full_like(t, float("nan"))
+    with _NewMemory() as new:
+        result = int_power(t, 2, out)
+    assert new.tensors == [] and result is out and torch.equal(out, t * t)
+    for e in range(1, 9):
+        out = torch.full_like(t, float("nan"))
+        assert torch.equal(int_power(t, e, out), int_power(t, e)), e
+        scratch = torch.full_like(t, float("nan"))
+        assert torch.equal(int_power(t, e, None, scratch), int_power(t, e)), e
 
 
 @pytest.mark.parametrize("q", [1, 2, 3, 4, 6])
@@ -192,8 +238,14 @@ def test_activation_passes_into_buffers_give_the_same_numbers(q):
     z = _grid(0.1)
     act, g = act_and_grad_eager(z.clone(), q, 0.1)
     buffers = [torch.full_like(z, float("nan")) for _ in range(3)]
-    act_b, g_b = act_and_grad_eager(z.clone(), q, 0.1, *buffers)
+    a = z.clone()
+    with _NewMemory() as new:
+        act_b, g_b = act_and_grad_eager(a, q, 0.1, *buffers)
     assert g_b is buffers[1] and torch.equal(g_b, g) and torch.equal(act_b, act)
+    assert act_b is a
+    # t = clamp(z, 0, ϱ)/ϱ and the squares of t^(q−1) are taken in the buffers: nothing is
+    # allocated, except for q = 1 the mask z > 0 that becomes ReLU~′
+    assert new.tensors == ([("aten.gt.Scalar", tuple(z.shape), torch.bool)] if q == 1 else [])
 
 
 def _orthogonal_setup(n: int = 30):
@@ -232,6 +284,144 @@ def test_forward_in_cache_sized_blocks_gives_the_numbers_of_one_pass(monkeypatch
     unseen = dist.inputs(batch, seen=False)
     assert blocked._block(unseen) == len(unseen)
     assert blocked._block(inputs[torch.tensor([3, 1])]) == 2  # fewer examples than a block
+
+
+def _two_class_setup(n: int = 10):
+    """k = 2 classes, one replica of two neurons each (R·k·m = 4 units, not a multiple of 3), P = 5."""
+    cfg = _dc(k=2, d=16, P=5, n_train=n, sigma_p=0.1, noise_model="orthogonal")
+    dist = MultiViewDistribution(cfg, seed=3)
+    batch = dist.sample(n, "train", dtype=torch.float64)
+    W = init_weights(4, "model", [0], 2, 2, dist.weight_dim(n), 0.3, dtype=torch.float64)
+    return dist, batch, W
+
+
+@pytest.mark.parametrize("q", [3, 4])
+@pytest.mark.parametrize("setup", [_orthogonal_setup, _two_class_setup])
+def test_blocks_run_in_buffers_kept_between_calls(q, setup, monkeypatch):
+    """Every block writes its pre-activations, t and the squares of t^(q−1) into three buffers of
+    one block's size, and its slopes into their place in the kept slopes: ⌈n/4⌉ blocks of 4
+    examples (the last one shorter), no output resized (a warning), the numbers of one pass, and
+    from the second call on no per-patch array allocated (the only floating-point tensor made is
+    the (R, k, n) sum of the logits) and the slopes returned in the same memory."""
+    from multiview import model
+
+    dist, batch, W = setup()
+    inputs = dist.inputs(batch, seen=True)
+    R, k, m, _ = W.shape
+    n, P = len(inputs), inputs.n_patches
+    logits, slopes = TwoLayerCNN(W.clone(), q, 0.2, 0.3).forward(inputs)  # one pass
+    monkeypatch.setattr(model, "BLOCK_SCRATCH_BYTES", 4 * model.patch_scratch_bytes(inputs, W, 3))
+    blocks = []
+    eager = model.act_and_grad_eager
+    monkeypatch.setattr(
+        model, "act_and_grad_eager", lambda a, *rest: blocks.append(a.shape[1] // P) or eager(a, *rest)
+    )
+    net = TwoLayerCNN(W.clone(), q, 0.2, 0.3)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        logits_b, slopes_b = net.forward(inputs)
+        assert blocks == [4] * (n // 4) + [n % 4]
+        assert torch.equal(logits_b, logits) and torch.equal(slopes_b, slopes)
+        with _NewMemory() as new:
+            again, slopes_again = net.forward(inputs)
+    assert torch.equal(again, logits) and torch.equal(slopes_again, slopes)
+    assert slopes_again.data_ptr() == slopes_b.data_ptr()
+    assert [shape for _, shape, dtype in new.tensors if dtype.is_floating_point] == [(R, k, n)]
+
+
+def test_inputs_that_fit_in_one_block_are_taken_in_one_pass(monkeypatch):
+    """n examples in a block of n: one pass, whose slopes are the caller's (a later call with
+    other weights leaves them as they were), not a buffer kept for the next call."""
+    from multiview import model
+
+    dist, batch, W = _two_class_setup()
+    inputs = dist.inputs(batch, seen=True)
+    monkeypatch.setattr(model, "BLOCK_SCRATCH_BYTES", len(inputs) * model.patch_scratch_bytes(inputs, W, 3))
+    net = TwoLayerCNN(W.clone(), 4, 0.2, 0.3)
+    assert net._block(inputs) == len(inputs)
+    _, slopes = net.forward(inputs)
+    kept = slopes.clone()
+    net.weights.mul_(1.5)
+    _, other = net.forward(inputs)
+    assert torch.equal(slopes, kept) and not torch.equal(other, kept)
+
+
+def test_a_block_is_one_example_at_least_and_none_under_compile(monkeypatch):
+    from multiview import model, precision
+
+    dist, batch, W = _two_class_setup()
+    inputs = dist.inputs(batch, seen=True)
+    per_example = model.patch_scratch_bytes(inputs, W, 3)
+    net = TwoLayerCNN(W.clone(), 4, 0.2, 0.3)
+    logits, slopes = net.forward(inputs)
+    for budget in (per_example, per_example - 1, 2 * per_example - 1):
+        monkeypatch.setattr(model, "BLOCK_SCRATCH_BYTES", budget)
+        assert net._block(inputs) == 1, budget
+    one = TwoLayerCNN(W.clone(), 4, 0.2, 0.3).forward(inputs)
+    assert torch.equal(one[0], logits) and torch.equal(one[1], slopes)
+    monkeypatch.setattr(precision, "compiling", lambda: True)
+    assert net._block(inputs) == len(inputs)  # train.compile: one pass, fused
+
+
+def test_the_kept_buffers_grow_and_follow_the_weights_dtype(monkeypatch):
+    """A call on more examples than the buffers hold, or with weights of another dtype, gets new
+    buffers: the numbers of one pass each time."""
+    from multiview import model
+
+    dist, batch, W = _two_class_setup(n=14)
+    inputs = dist.inputs(batch, seen=True)
+    monkeypatch.setattr(model, "BLOCK_SCRATCH_BYTES", 4 * model.patch_scratch_bytes(inputs, W, 3))
+    net = TwoLayerCNN(W.clone(), 4, 0.2, 0.3)
+    for part in (inputs[0:6], inputs, inputs[0:6]):
+        got = net.forward(part)
+        monkeypatch.setattr(model, "BLOCK_SCRATCH_BYTES", 2**40)
+        expected = TwoLayerCNN(W.clone(), 4, 0.2, 0.3).forward(part)
+        monkeypatch.setattr(model, "BLOCK_SCRATCH_BYTES", 4 * model.patch_scratch_bytes(inputs, W, 3))
+        assert torch.equal(got[0], expected[0]) and torch.equal(got[1], expected[1])
+    net.weights = W.float()
+    got = net.forward(inputs)
+    assert got[0].dtype == got[1].dtype == torch.float32
+    assert torch.allclose(got[0].double(), TwoLayerCNN(W.clone(), 4, 0.2, 0.3).forward(inputs)[0], rtol=1e-5)
+
+
+def test_the_kept_buffers_are_made_on_the_device_of_the_weights(monkeypatch, same_on_meta_default):
+    """Under a meta default device the blocked forward pass gives the numbers of the CPU."""
+    from multiview import model
+
+    dist, batch, W = _two_class_setup()
+    inputs = dist.inputs(batch, seen=True)
+    monkeypatch.setattr(model, "BLOCK_SCRATCH_BYTES", 4 * model.patch_scratch_bytes(inputs, W, 3))
+    same_on_meta_default(lambda: TwoLayerCNN(W.clone(), 4, 0.2, 0.3).forward(inputs))
+
+
+@pytest.mark.parametrize("noise_model", ["gaussian", "orthogonal"])
+def test_the_gradient_written_into_a_buffer_or_added_to_it(noise_model):
+    """``grad`` given: dL/dW is written there (whatever it held), or added with ``accumulate``
+    (under the orthogonal model, to the feature columns: the noise columns of consecutive training
+    examples are their own, overwritten); the same for :func:`backprop_to_weights` and its ``out``."""
+    cfg = _dc(k=3, d=24, P=8, n_train=7, sigma_p=0.1, noise_model=noise_model)
+    dist = MultiViewDistribution(cfg, seed=1)
+    batch = dist.sample(7, "train", dtype=torch.float64)
+    inputs = dist.inputs(batch, seen=True)
+    W = init_weights(3, "model", [0, 1], 3, 2, dist.weight_dim(7), 0.3, dtype=torch.float64)
+    net = TwoLayerCNN(W, 3, 0.2, 0.3)
+    logits, cache = net.forward(inputs)
+    dlogits = torch.randn_like(logits)
+    grad = net.backward(inputs, cache.clone(), dlogits)
+    twice = 2 * grad
+    if noise_model == "orthogonal":
+        twice[..., 6:] = grad[..., 6:]
+    stale = torch.full_like(W, 7.0)
+    into = stale.clone()
+    assert net.backward(inputs, cache.clone(), dlogits, into).data_ptr() == into.data_ptr()
+    assert torch.equal(into, grad)
+    net.backward(inputs, cache.clone(), dlogits, into, accumulate=True)
+    assert torch.allclose(into, twice, rtol=1e-13, atol=1e-15)
+    out = stale.clone()
+    assert backprop_to_weights(inputs, cache.clone(), dlogits, net.shape, out).data_ptr() == out.data_ptr()
+    assert torch.equal(out, grad)
+    backprop_to_weights(inputs, cache.clone(), dlogits, net.shape, out, True)
+    assert torch.allclose(out, twice, rtol=1e-13, atol=1e-15)
 
 
 # --- initialization and the CNN's interface -------------------------------------------------------

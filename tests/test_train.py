@@ -250,6 +250,63 @@ def test_loss_accuracy_and_gradient_are_means_over_the_examples():
     assert none is None
 
 
+def test_the_gradient_of_a_full_pass_is_written_into_the_buffer_given():
+    """``out`` given: the mean gradient over all examples is written there, whatever it held, chunk
+    after chunk, and returned; the same numbers as without it."""
+    dist, batch, inputs, D = _setup("orthogonal", n=10)
+    for chunk in (10, 3):
+        objective = LabelObjective(batch.y)
+        loss, acc, grad = loss_and_grad(_net(D), inputs, objective, None, chunk)
+        out = torch.full_like(grad, 7.0)
+        loss_o, acc_o, grad_o = loss_and_grad(_net(D), inputs, objective, None, chunk, out=out)
+        assert grad_o.data_ptr() == out.data_ptr()
+        assert torch.equal(out, grad) and torch.equal(loss_o, loss) and torch.equal(acc_o, acc)
+
+
+class _Backwards:
+    """A learner that records, for each backward pass, the buffer it was handed and ``accumulate``."""
+
+    def __init__(self, learner) -> None:
+        self.learner = learner
+        self.calls: list[tuple[torch.Tensor | None, bool]] = []
+
+    @property
+    def params(self) -> torch.Tensor:
+        return self.learner.params
+
+    def forward(self, X):
+        return self.learner.forward(X)
+
+    def backward(self, X, cache, dlogits, grad=None, accumulate=False):
+        self.calls.append((grad, accumulate))
+        return self.learner.backward(X, cache, dlogits, grad, accumulate)
+
+    def scratch_bytes_per_example(self, X) -> int:
+        return self.learner.scratch_bytes_per_example(X)
+
+
+def test_gradient_descent_takes_one_gradient_a_step_into_one_buffer():
+    """Full-batch steps: one gradient per step taken (none at the last, where the loop stops),
+    chunk by chunk into one buffer of the parameters' shape kept for the whole run; SGD's batch
+    gradients are fresh."""
+    dist, batch, inputs, D = _setup("orthogonal", n=10)
+    tcfg = TrainConfig(
+        step="constant", lr=0.5, max_steps=3, loss_threshold=0.0, chunk_size=4, dtype="float64"
+    )
+    learner = _Backwards(_net(D))
+    res = train(learner, inputs, LabelObjective(batch.y), 2, tcfg)
+    assert res.steps.tolist() == [3, 3]
+    assert [accumulate for _, accumulate in learner.calls] == [False, True, True] * 3
+    buffer = learner.calls[0][0]
+    assert buffer is not None and buffer.shape == learner.params.shape
+    assert all(grad is buffer for grad, _ in learner.calls[0::3])
+    assert all(grad.data_ptr() == buffer.data_ptr() for grad, _ in learner.calls)
+    sgd = TrainConfig(optimizer="sgd", batch_size=4, lr=0.5, max_steps=2, loss_threshold=0.0, dtype="float64")
+    learner = _Backwards(_net(D))
+    train(learner, inputs, LabelObjective(batch.y), 2, sgd)
+    assert learner.calls and all(grad is None for grad, _ in learner.calls)
+
+
 # --- when runs stop and what is recorded ----------------------------------------------------------
 
 
