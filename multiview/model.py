@@ -95,8 +95,10 @@ def act_and_grad_eager(
 
 def int_power(t: Tensor, e: int, out: Tensor | None = None, scratch: Tensor | None = None) -> Tensor:
     """t**e for an integer e ≥ 1 by repeated squaring (several times faster than ``pow`` on the
-    CPU). Written into ``out`` when given, else a new tensor; ``scratch`` (t's shape), when given,
-    holds the squares, so that nothing is allocated. The same products in the same order either way.
+    CPU); ``t`` is left as it was. Written into ``out`` when given; ``scratch`` (t's shape), when
+    given, holds the squares, so that with both nothing is allocated. Without ``out`` the result
+    is a new tensor, or ``scratch`` itself when the result is one of the squares (an even e). The
+    same products in the same order in every case.
     """
     result = None
     base = t
