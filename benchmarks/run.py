@@ -19,6 +19,7 @@ from rich.table import Table
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from benchmarks.bench_cores import measure as cores_measure  # noqa: E402
 from benchmarks.bench_data import data_generation, sampler_vs_randn  # noqa: E402
 from benchmarks.bench_protocol import full_protocol  # noqa: E402
 from benchmarks.bench_scaling import scaling  # noqa: E402
@@ -27,7 +28,7 @@ from benchmarks.bench_training import batched_vs_loop, step_vs_bandwidth, step_v
 from benchmarks.common import machine, write_report  # noqa: E402
 from multiview.terminal import make_console  # noqa: E402
 
-PARTS = ("batching", "gemm", "bandwidth", "data", "protocol", "scaling", "stages")
+PARTS = ("batching", "gemm", "bandwidth", "cores", "data", "protocol", "scaling", "stages")
 
 
 def main() -> int:
@@ -75,6 +76,8 @@ def main() -> int:
             "default": step_vs_bandwidth(device, "default"),
             "paper_kd": step_vs_bandwidth(device, "paper_kd", steps=5),
         }
+    if "cores" not in skip and device.type == "cpu" and (os.cpu_count() or 1) > 1:
+        report["cores"] = {"cores": 2, "paper_kd": cores_measure("paper_kd", cores=2, steps=20)}
     if "data" not in skip:
         report["data_generation"] = data_generation()
         report["sampler_vs_randn"] = sampler_vs_randn()
@@ -124,6 +127,22 @@ def main() -> int:
             f"{b['fraction_of_bandwidth']:.2f}",
             "≥ 0.5",
             yes[b["met"]],
+        )
+    if "cores" in report:
+        c = report["cores"]["paper_kd"]
+        t.add_row(
+            f"paper_kd step on 2 cores: 2 threads in one process vs 1 thread ({c['threads_ms']:.1f} against "
+            f"{c['one_thread_ms']:.1f} ms)",
+            f"{c['threads_speedup']:.2f}×",
+            "≤ 2× (cores)",
+            "–",
+        )
+        t.add_row(
+            "paper_kd step on 2 cores: 2 processes of 1 thread, throughput vs 1 thread "
+            f"({c['processes_ms_each']:.1f} ms a step each; `simulate --jobs`)",
+            f"{c['processes_throughput']:.2f}×",
+            "≤ 2× (cores)",
+            "–",
         )
     if "data_generation" in report:
         g = report["data_generation"]["orthogonal"]

@@ -90,6 +90,7 @@ def simulate(
     device: str = "auto",
     reporter: Reporter | None = None,
     log_dir: str | Path | None = None,
+    jobs: int = 1,
     **overrides: Any,
 ) -> Results:
     """Run the simulator's protocol and return its :class:`Results`.
@@ -98,8 +99,10 @@ def simulate(
     applied on top (``mu=0.2``, ``n_seeds=4``, ``stages="single,ensemble"`` for
     ``protocol.stages``, ``data__n_test=5000``). With ``out`` the run writes its folder
     (``results.json``, ``tidy.*``, checkpoints; ``resume`` reuses finished stages). ``log_dir``
-    adds a TensorBoard log (:mod:`multiview.trackers`). A bad key or value is a
-    :class:`~multiview.settings.ConfigError` naming it.
+    adds a TensorBoard log (:mod:`multiview.trackers`). ``jobs`` > 1 runs stages side by side in
+    that many processes, this process's torch threads shared out among them (the same numbers;
+    a script needs the ``if __name__ == "__main__":`` guard of process pools). A bad key or value
+    is a :class:`~multiview.settings.ConfigError` naming it.
     """
     from multiview.config import get_preset
     from multiview.device import resolve_device
@@ -113,7 +116,9 @@ def simulate(
         keys["protocol.stages"] = keys.pop("stages")
     cfg = cfg.with_overrides(keys)
     dev = resolve_device(device, "device")
-    results = run_protocol(cfg, dev, out, resume=resume, reporter=Reporters(reporter, open_tracker(log_dir)))
+    results = run_protocol(
+        cfg, dev, out, resume=resume, reporter=Reporters(reporter, open_tracker(log_dir)), jobs=jobs
+    )
     return Results(results, Path(out) if out is not None else None)
 
 

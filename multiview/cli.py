@@ -14,6 +14,7 @@ from multiview.settings import ConfigError, parse_sets
 from multiview.terminal import (
     LOG_DIR_HELP,
     DeviceOpt,
+    JobsOpt,
     ThreadsOpt,
     check_out_folder,
     device_option,
@@ -127,6 +128,7 @@ def simulate(
         DType | None, typer.Option(help="Floating-point type of training.", show_default="the preset's")
     ] = None,
     threads: ThreadsOpt = 0,
+    jobs: JobsOpt = 0,
     out: Annotated[
         Path | None,
         typer.Option("--out", "-o", help="Output folder.", show_default="runs/<config hash>"),
@@ -174,16 +176,24 @@ def simulate(
     out_dir = out or Path("runs") / cfg.config_hash()
     check_out_folder(out_dir, cfg, overwrite)
     tracker = tracker_option(log_dir)
-    from multiview.threads import use_threads
+    from multiview.threads import plan_jobs, sleep_when_idle, use_threads
 
-    n_threads = use_threads(threads)
+    sleep_when_idle()  # before torch is imported
     dev = device_option(device)
+    if dev.type == "cpu":
+        n_jobs, each = plan_jobs(threads, jobs, cfg.step_elements())
+        n_threads = use_threads(each * n_jobs)
+    else:  # one device: its stages one after another unless asked
+        n_jobs = max(1, jobs)
+        n_threads = use_threads(threads, cfg.step_elements())
     from multiview.protocol import run_protocol
     from multiview.report import print_report
 
+    each = max(1, n_threads // n_jobs)
+    workers = f"  jobs={n_jobs}×{each} threads" if n_jobs > 1 else f"  threads={n_threads}"
     console.print(
         f"[bold]multiview simulate[/bold]  preset={preset or 'default'}  seeds={cfg.n_seeds}  "
-        f"device={dev}  dtype={cfg.train.dtype}  threads={n_threads}  out={out_dir}",
+        f"device={dev}  dtype={cfg.train.dtype}{workers}  out={out_dir}",
         soft_wrap=True,
     )
     results = run_command(
@@ -191,7 +201,7 @@ def simulate(
         out_dir,
         console,
         quiet,
-        lambda reporter: run_protocol(cfg, dev, out_dir, resume=resume, reporter=reporter),
+        lambda reporter: run_protocol(cfg, dev, out_dir, resume=resume, reporter=reporter, jobs=n_jobs),
         "fewer seeds (--seeds), a smaller test set (data.n_test) or a smaller train.memory_budget_mb; "
         "finished stages are kept (--resume)",
         tracker,

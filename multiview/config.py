@@ -326,6 +326,11 @@ class SimConfig(Settings):
 
     constraints: ClassVar[dict[str, Constraint]] = {"seed": Integer(0), "n_seeds": Integer(1)}
 
+    def step_elements(self) -> int:
+        """(unit, patch) pairs of a training step of the single models: U·N·P, U = S·k·m (the
+        size of the pre-activations; :func:`multiview.threads.default_threads` reads it)."""
+        return self.n_seeds * self.data.k * self.model.m * self.data.n_train * self.data.P
+
     @classmethod
     def starting_point(cls, raw: dict[str, Any], base: SimConfig | None) -> SimConfig:
         """A TOML file may start from a preset: a top-level ``preset = "name"``."""

@@ -12,6 +12,12 @@ one row per model × method × stratum, :mod:`multiview.tidy`; ``labels`` are ex
 sweep's swept values) atomically after every stage, so an interrupted run resumes from its last
 finished stage.
 
+With ``jobs`` > 1 the stages run side by side in that many worker processes (each builds the
+context again from the config, which gives the same data, and reads the stages it needs from
+their checkpoints; a stage is computed by the same code on the same inputs, so its numbers are
+those of a run in one process): a stage starts as soon as the stages it needs are done, those
+that other stages need first.
+
 Top-level keys of ``results.json``: ``schema``, the protocol's header (``mode`` for CIFAR,
 ``config``, ``config_hash``, ``environment``, ``data``), one key per stage, the protocol's
 summary (the simulator's ``views`` and ``bounds``), ``timing`` (seconds per stage) and
@@ -21,10 +27,15 @@ summary (the simulator's ``views`` and ``bounds``), ``timing`` (seconds per stag
 from __future__ import annotations
 
 import io
+import multiprocessing
 import pickle
+import queue
 import re
+import signal
+import tempfile
 import time
 from collections.abc import Callable
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from pathlib import Path
 from typing import Any, ClassVar, TypeVar
 
@@ -32,7 +43,7 @@ import torch
 
 from multiview import stages
 from multiview.files import RESULTS_SCHEMA, atomic_write_bytes, atomic_write_text, write_json
-from multiview.progress import Reporter
+from multiview.progress import HOOKS, Reporter
 from multiview.settings import Settings
 from multiview.tidy import tidy_frame, write_tidy
 
@@ -140,12 +151,18 @@ class Driver:
         resume: bool,
         reporter: Reporter | None,
         labels: dict[str, Any] | None = None,
+        jobs: int = 1,
     ):
+        if jobs < 1:
+            raise ValueError(f"jobs = {jobs}: the number of worker processes must be 1 or more")
         self.cfg = cfg
         self.out = Path(out_dir) if out_dir is not None else None
         self.resume = resume
         self.reporter = reporter or Reporter()
         self.labels = dict(labels or {})
+        self.jobs = jobs
+        self.worker_threads = max(1, torch.get_num_threads() // jobs)
+        self.header_keys: tuple[str, ...] = ()
         self.context: Any = None
         self.results: dict[str, Any] = {}
         self.timing: dict[str, float] = {}
@@ -177,6 +194,11 @@ class Driver:
         """Entries of ``timing`` beside the seconds per stage."""
         return {}
 
+    def worker_driver(self) -> tuple[Callable[..., Driver], tuple[Any, ...]]:
+        """A picklable function and its arguments that make this driver again in a worker process
+        (without output folder or reporter), for ``jobs`` > 1."""
+        raise NotImplementedError(f"the {self.protocol} protocol runs its stages in one process only")
+
     # --- the skeleton --------------------------------------------------------------------------
 
     def run(self) -> dict[str, Any]:
@@ -185,39 +207,120 @@ class Driver:
         header = self.prepare()
         self.timing["data"] = time.perf_counter() - self.t0
         self.results = {"schema": SCHEMA_VERSION, **header}
+        self.header_keys = tuple(self.results)
         self.reporter.run_started(header)
         if self.out is not None:
             atomic_write_text(self.out / "config.toml", self.cfg.to_toml())
-        for stage in stages.resolve(self.protocol, self.cfg.protocol.stages):
-            key = self.checkpoint_key(stage)
-            path = self.out / "stages" / f"{stage}.pt" if self.out is not None and key is not None else None
-            saved = load_tensors(path) if self.resume and path is not None and path.exists() else None
-            cached = saved is not None and saved.get("config_hash") == key
-            if cached:
-                part, tensors, seconds = saved["json"], saved["tensors"], saved["seconds"]
-            else:
+        todo = stages.resolve(self.protocol, self.cfg.protocol.stages)
+        if self.jobs > 1 and len(todo) > 1:
+            self.run_side_by_side(todo)
+        else:
+            for stage in todo:
+                saved = self.saved(stage)
+                if saved is not None:
+                    self.record(stage, saved["json"], saved["tensors"], saved["seconds"], cached=True)
+                    continue
                 t = time.perf_counter()
                 part, tensors = self.compute(stage)
                 seconds = time.perf_counter() - t
+                path = self.checkpoint_path(stage)
                 if path is not None:
-                    payload = {"config_hash": key, "json": part, "tensors": tensors, "seconds": seconds}
-                    save_tensors(path, payload)
-            self.results[stage] = part
-            self.keep(stage, tensors)
-            self.timing[stage] = seconds
-            self.reporter.stage_result(stage, part, cached)
-            self.reporter.stage_finished(stage, seconds, cached=cached)
-            if self.out is not None:
-                self.finish(complete=False)
+                    save_stage(path, self.checkpoint_key(stage), part, tensors, seconds)
+                self.record(stage, part, tensors, seconds, cached=False)
         results = self.finish(complete=True)
         self.reporter.run_finished(results)
         return results
 
+    def checkpoint_path(self, stage: str) -> Path | None:
+        """Where a stage's checkpoint goes (``stages/<name>.pt`` in the output folder); None
+        without an output folder or when the stage keeps none."""
+        if self.out is None or self.checkpoint_key(stage) is None:
+            return None
+        return self.out / "stages" / f"{stage}.pt"
+
+    def saved(self, stage: str) -> dict[str, Any] | None:
+        """A resumed run's checkpoint of ``stage`` when it matches the stage's key, else None."""
+        path = self.checkpoint_path(stage)
+        if not self.resume or path is None or not path.exists():
+            return None
+        saved = load_tensors(path)
+        return saved if saved.get("config_hash") == self.checkpoint_key(stage) else None
+
+    def record(self, stage: str, part: dict[str, Any], tensors: Any, seconds: float, cached: bool) -> None:
+        """A finished (or loaded) stage: into the results, to the stages after it, reported, and
+        ``results.json`` rewritten."""
+        self.results[stage] = part
+        if tensors is not None:
+            self.keep(stage, tensors)
+        self.timing[stage] = seconds
+        self.reporter.stage_result(stage, part, cached)
+        self.reporter.stage_finished(stage, seconds, cached=cached)
+        if self.out is not None:
+            self.finish(complete=False)
+
+    def run_side_by_side(self, todo: list[str]) -> None:
+        """Run the stages of ``todo`` in ``self.jobs`` worker processes (:func:`compute_in_worker`):
+        a stage is handed out once the stages it needs are done, stages that others need first,
+        then in registry order. Checkpoints carry the tensors between processes (through a
+        temporary folder when the run has no output folder). Reports of the workers' trainings
+        reach this process's reporter; a failing stage stops the run (the finished ones are kept)."""
+        needed = {dep for stage in todo for dep in stages.get(self.protocol, stage).requires}
+        done: set[str] = set()
+        waiting: list[str] = []
+        for stage in todo:
+            saved = self.saved(stage)
+            if saved is None:
+                waiting.append(stage)
+            else:
+                self.record(stage, saved["json"], None, saved["seconds"], cached=True)
+                done.add(stage)
+        if not waiting:
+            return
+        with tempfile.TemporaryDirectory(prefix="multiview-stages-") as scratch:
+            folder = self.out / "stages" if self.out is not None else Path(scratch)
+            context = multiprocessing.get_context("spawn")
+            reports = context.Queue()
+            factory, args = self.worker_driver()
+            running: dict[Future, str] = {}
+            with ProcessPoolExecutor(
+                min(self.jobs, len(waiting)),
+                context,
+                initializer=start_worker,
+                initargs=(reports, self.worker_threads),
+            ) as pool:
+                try:
+                    while waiting or running:
+                        ready = [s for s in waiting if set(stages.get(self.protocol, s).requires) <= done]
+                        ready.sort(key=lambda s: (s not in needed, todo.index(s)))
+                        for stage in ready[: self.jobs - len(running)]:
+                            waiting.remove(stage)
+                            future = pool.submit(
+                                compute_in_worker, factory, args, self.cfg.config_hash(), str(folder),
+                                stage, {dep: self.checkpoint_key(dep) for dep in todo},
+                            )  # fmt: skip
+                            running[future] = stage
+                        finished, _ = wait(running, timeout=0.2, return_when=FIRST_COMPLETED)
+                        forward_reports(reports, self.reporter)
+                        for future in finished:
+                            stage = running.pop(future)
+                            part, seconds = future.result()
+                            self.record(stage, part, None, seconds, cached=False)
+                            done.add(stage)
+                except BaseException:  # Ctrl-C or a failed stage: the workers stop now
+                    for process in getattr(pool, "_processes", {}).values():
+                        process.terminate()
+                    pool.shutdown(wait=False, cancel_futures=True)
+                    raise
+                forward_reports(reports, self.reporter)
+
     def finish(self, complete: bool) -> dict[str, Any]:
         """Add the summary, the timing and ``complete``; rewrite ``results.json``."""
+        order = stages.names(self.protocol)  # the header, then the stages in registry order
+        header = {key: value for key, value in self.results.items() if key in self.header_keys}
+        self.results = {**header, **{stage: self.results[stage] for stage in order if stage in self.results}}
         self.results.update(self.summary())
         self.results["timing"] = {
-            **self.timing,
+            **{key: self.timing[key] for key in ("data", *order) if key in self.timing},
             **self.timing_details(),
             "total": time.perf_counter() - self.t0,
         }
@@ -226,3 +329,92 @@ class Driver:
             write_json(self.out / "results.json", self.results)
             write_tidy(self.out, tidy_frame(self.results, self.labels))
         return self.results
+
+
+def save_stage(path: Path, key: str | None, part: dict[str, Any], tensors: Any, seconds: float) -> None:
+    """A stage's checkpoint: its key, its part of the results, its tensors and its seconds."""
+    save_tensors(path, {"config_hash": key, "json": part, "tensors": tensors, "seconds": seconds})
+
+
+# --------------------------------------------------------------------------------------------
+# Stages in worker processes (``jobs`` > 1)
+# --------------------------------------------------------------------------------------------
+
+_WORKER: dict[str, Any] = {}
+"""A worker process's state: its report queue, its driver and the stages that driver holds."""
+
+
+class QueueReporter(Reporter):
+    """A worker's reporter: every report goes, as (hook, arguments), onto a queue that the main
+    process reads (:func:`forward_reports`)."""
+
+    def __init__(self, reports: Any) -> None:
+        self.reports = reports
+
+
+def _to_queue(name: str) -> Any:
+    def put(self: QueueReporter, *args: Any) -> None:
+        self.reports.put((name, args))
+
+    put.__name__ = name
+    return put
+
+
+for _hook in HOOKS:
+    setattr(QueueReporter, _hook, _to_queue(_hook))
+
+
+def forward_reports(reports: Any, reporter: Reporter) -> None:
+    """Hand the reports waiting on ``reports`` to ``reporter``, in order."""
+    while True:
+        try:
+            name, args = reports.get_nowait()
+        except queue.Empty:
+            return
+        getattr(reporter, name)(*args)
+
+
+def start_worker(reports: Any, threads: int) -> None:
+    """A worker process's start: its report queue and its torch threads; Ctrl-C is left to the
+    main process, which stops the workers."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    torch.set_num_threads(threads)
+    _WORKER.clear()
+    _WORKER["reports"] = reports
+
+
+def compute_in_worker(
+    factory: Callable[..., Driver],
+    args: tuple[Any, ...],
+    config_hash: str,
+    folder: str,
+    stage: str,
+    keys: dict[str, str | None],
+) -> tuple[dict[str, Any], float]:
+    """Compute ``stage`` in this worker: the driver made once per process (its config must hash
+    to ``config_hash``), the stages it needs read from their checkpoints in ``folder`` (``keys``:
+    each stage's checkpoint key), the stage's checkpoint written there. Returns its part of the
+    results and its seconds."""
+    driver = _WORKER.get("driver")
+    if driver is None or _WORKER.get("config_hash") != config_hash:
+        driver = factory(*args)
+        if driver.cfg.config_hash() != config_hash:
+            raise RuntimeError("a worker process rebuilt another config than the run's")
+        driver.reporter = QueueReporter(_WORKER["reports"]) if "reports" in _WORKER else Reporter()
+        driver.prepare()
+        _WORKER.update(driver=driver, config_hash=config_hash, held=set())
+    held: set[str] = _WORKER["held"]
+    for dep in stages.resolve(driver.protocol, [stage]):
+        if dep != stage and dep not in held:
+            saved = load_tensors(Path(folder) / f"{dep}.pt")
+            if saved.get("config_hash") != keys[dep]:
+                raise RuntimeError(f"{folder}/{dep}.pt: the checkpoint of {dep} is not this run's")
+            driver.keep(dep, saved["tensors"])
+            held.add(dep)
+    t = time.perf_counter()
+    part, tensors = driver.compute(stage)
+    seconds = time.perf_counter() - t
+    save_stage(Path(folder) / f"{stage}.pt", keys[stage], part, tensors, seconds)
+    driver.keep(stage, tensors)
+    held.add(stage)
+    return part, seconds

@@ -15,7 +15,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from multiview import precision
+from multiview import precision, threads
 from multiview.inputs import Inputs, OrthogonalInputs
 from multiview.seeding import generator
 
@@ -246,17 +246,28 @@ class TwoLayerCNN:
         W = self.weights.reshape(U, D)
         per_unit = self._scratch("per-unit sums", U * n).view(R, k, m, n)
         slopes = self._scratch("slopes", U * n * P).view(U, n * P)
-        pre_buf, t_buf, sq_buf = self._scratch("block", 3 * U * block * P).view(3, -1)
-        for start in range(0, n, block):
-            part = inputs[start : start + block]
-            nb = len(part)
-            size = U * nb * P
-            pre = part.preactivations(W, self.init_std, self.init_key, out=pre_buf[:size].view(U, -1))
-            g = slopes[:, start * P : (start + nb) * P]
-            act, _ = act_and_grad_eager(
-                pre, self.q, self.varrho, t_buf[:size].view(U, -1), g, sq_buf[:size].view(U, -1)
-            )
-            torch.sum(act.view(R, k, m, nb, P), 4, out=per_unit[:, :, :, start : start + nb])
+        starts = list(range(0, n, block))
+        workers = min(torch.get_num_threads(), len(starts))
+        scratch = [self._scratch(f"block {w}", 3 * U * block * P).view(3, -1) for w in range(workers)]
+
+        def run_blocks(worker: int) -> None:
+            pre_buf, t_buf, sq_buf = scratch[worker]
+            for start in starts[worker::workers]:
+                part = inputs[start : start + block]
+                nb = len(part)
+                size = U * nb * P
+                pre = part.preactivations(W, self.init_std, self.init_key, out=pre_buf[:size].view(U, -1))
+                g = slopes[:, start * P : (start + nb) * P]
+                act, _ = act_and_grad_eager(
+                    pre, self.q, self.varrho, t_buf[:size].view(U, -1), g, sq_buf[:size].view(U, -1)
+                )
+                torch.sum(act.view(R, k, m, nb, P), 4, out=per_unit[:, :, :, start : start + nb])
+
+        if workers == 1:
+            run_blocks(0)
+        else:
+            for done in [threads.block_pool(workers).submit(run_blocks, w) for w in range(workers)]:
+                done.result()
         logits = per_unit.sum(2).permute(0, 2, 1)  # summed over the m neurons as sum_units does
         return logits, slopes
 

@@ -35,16 +35,19 @@ def run_protocol(
     resume: bool = False,
     reporter: Reporter | None = None,
     labels: dict[str, Any] | None = None,
+    jobs: int = 1,
 ) -> dict[str, Any]:
     """Run the protocol's stages for ``cfg`` and return the results dict (``results.json``).
 
     With ``out_dir``, writes ``config.toml``, ``results.json`` and its tidy table (after every
     stage; ``labels`` are extra columns of the table) and one checkpoint per stage; with
     ``resume``, stages whose checkpoint matches :func:`stage_hash` are loaded instead of
-    recomputed.
+    recomputed. With ``jobs`` > 1, stages run side by side in that many worker processes, each
+    with torch's threads of this process shared out (:class:`multiview.driver.Driver`): the
+    same numbers as in one process.
     """
     cfg.validate()
-    return SimulationDriver(cfg, torch.device(device), out_dir, resume, reporter, labels).run()
+    return SimulationDriver(cfg, torch.device(device), out_dir, resume, reporter, labels, jobs).run()
 
 
 def stage_hash(cfg: SimConfig, name: str) -> str:
@@ -83,8 +86,9 @@ class SimulationDriver(Driver):
         resume: bool,
         reporter: Reporter | None,
         labels: dict[str, Any] | None = None,
+        jobs: int = 1,
     ):
-        super().__init__(cfg, out_dir, resume, reporter, labels)
+        super().__init__(cfg, out_dir, resume, reporter, labels, jobs)
         self.device = device
 
     def prepare(self) -> dict[str, Any]:
@@ -92,12 +96,19 @@ class SimulationDriver(Driver):
         return {
             "config": self.cfg.to_dict(),
             "config_hash": self.cfg.config_hash(),
-            "environment": environment(run.device, run.dtype),
+            "environment": {
+                **environment(run.device, run.dtype),
+                "jobs": self.jobs,
+                "threads_per_job": self.worker_threads if self.jobs > 1 else torch.get_num_threads(),
+            },
             "data": data_summary(run),
         }
 
     def checkpoint_key(self, stage: str) -> str:
         return stage_hash(self.cfg, stage)
+
+    def worker_driver(self) -> tuple[Any, tuple[Any, ...]]:
+        return worker_driver, (self.cfg.to_dict(), str(self.device))
 
     def keep(self, stage: str, tensors: dict[str, Any]) -> None:
         self.context.tensors[stage] = tensors
@@ -109,6 +120,11 @@ class SimulationDriver(Driver):
         out["bounds"] = bounds.check(self.results, self.cfg)
         out["unconverged"] = unconverged(self.results)
         return out
+
+
+def worker_driver(config: dict[str, Any], device: str) -> SimulationDriver:
+    """The driver of a worker process (``jobs`` > 1): the run's config, no folder, no reporter."""
+    return SimulationDriver(SimConfig.from_dict(config), torch.device(device), None, False, None)
 
 
 def unconverged(results: dict[str, Any]) -> dict[str, int]:

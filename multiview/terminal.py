@@ -102,6 +102,15 @@ THREADS_HELP = (
 ThreadsOpt = Annotated[int, typer.Option("--threads", min=0, help=THREADS_HELP)]
 """``--threads`` of ``simulate`` and ``cifar`` (and, per unit, of ``sweep``): one definition."""
 
+JOBS_HELP = (
+    "Processes that run stages side by side (a stage starts once the stages it needs are done), "
+    "the threads shared out among them; the numbers are those of one process. 0 (the default): "
+    "as many as the threads allow, up to 4, one for a small problem (under 2^18 unit-patch pairs "
+    "a step, e.g. smoke) or on a GPU."
+)
+JobsOpt = Annotated[int, typer.Option("--jobs", "-j", min=0, help=JOBS_HELP)]
+"""``--jobs`` of ``simulate``."""
+
 
 def device_option(name: str) -> torch.device:
     """The device of a ``--device`` option (:func:`multiview.device.resolve_device`); a name torch

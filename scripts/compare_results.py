@@ -23,8 +23,12 @@ import sys
 from pathlib import Path
 from typing import Any
 
-MACHINE_FIELDS = {"multiview", "source", "python", "torch", "numpy", "platform", "threads", "gpu", "cuda"}
-"""The environment's software and host fields (:func:`multiview.provenance.host_environment`)."""
+MACHINE_FIELDS = {
+    "multiview", "source", "python", "torch", "numpy", "platform", "threads", "gpu", "cuda", "jobs",
+    "threads_per_job",
+}  # fmt: skip
+"""The environment's software and host fields (:func:`multiview.provenance.host_environment`) and
+the processes and threads a run used."""
 CLOCK_WORDS = ("seconds", "per_second", "timing")
 
 

@@ -87,3 +87,12 @@ def test_load_names_what_it_expected(tmp_path):
     (tmp_path / "results.json").write_text('{"a": 1}')
     with pytest.raises(FileFormatError, match="not a results.json of multiview"):
         multiview.load(tmp_path)
+
+
+def test_simulate_runs_its_stages_side_by_side_when_asked(tmp_path):
+    """``jobs=2``: two worker processes; every number as in one process."""
+    one = multiview.simulate("smoke", **SMALL)
+    two = multiview.simulate("smoke", jobs=2, out=tmp_path, **SMALL)
+    assert two.results["environment"]["jobs"] == 2
+    assert two.results["single"]["test_error"] == one.results["single"]["test_error"]
+    assert json.dumps(two.results["views"]) == json.dumps(one.results["views"])  # NaN as NaN

@@ -90,3 +90,13 @@ def test_the_step_pass_model_counts_main_memory_passes():
         whole = orthogonal_step_passes(q + 1, blocked=False)
         assert whole["activation and derivative"] == 12 + passes
         assert sum(whole.values()) == 6 + 12 + passes + 1 + backward
+
+
+def test_the_cores_benchmark_times_threads_and_processes_side_by_side():
+    """benchmarks/bench_cores.py on smoke: three positive step times and the two ratios made of them."""
+    from benchmarks.bench_cores import measure
+
+    r = measure("smoke", cores=2, steps=3)
+    assert all(r[key] > 0 for key in ("one_thread_ms", "threads_ms", "processes_ms_each"))
+    assert math.isclose(r["threads_speedup"], r["one_thread_ms"] / r["threads_ms"])
+    assert math.isclose(r["processes_throughput"], 2 * r["one_thread_ms"] / r["processes_ms_each"])

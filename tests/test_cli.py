@@ -241,3 +241,21 @@ def test_no_help_text_is_cut_at_80_or_120_columns(command):
     for width in ("80", "120"):
         result = runner.invoke(app, [*command, "--help"], env={"COLUMNS": width})
         assert result.exit_code == 0 and "…" not in result.output, (width, result.output)
+
+
+def test_simulate_with_jobs_runs_stages_in_worker_processes(tmp_path, smoke_run):
+    """``--jobs 2``: the header names the processes and their threads, ``environment`` records
+    them, and the numbers are those of the run in one process."""
+    out = tmp_path / "two"
+    args = ["simulate", "--preset", "smoke", "--out", str(out), "--device", "cpu", "--threads", "2"]
+    result = runner.invoke(app, [*args, "--jobs", "2", "--quiet"])
+    assert result.exit_code == 0, result.output
+    assert "jobs=2×1 threads" in result.output
+    two = json.loads((out / "results.json").read_text())
+    one = json.loads((smoke_run[0] / "results.json").read_text())
+    assert two["environment"]["jobs"] == 2 and two["environment"]["threads_per_job"] == 1
+    assert one["environment"]["jobs"] == 1
+    assert two["single"]["test_error"] == one["single"]["test_error"]
+    assert json.dumps(two["bounds"]) == json.dumps(one["bounds"])  # NaN as NaN
+    refused = runner.invoke(app, [*args, "--jobs", "-1"])
+    assert refused.exit_code == 2 and "--jobs" in refused.output

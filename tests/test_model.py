@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import threading
 import warnings
 from pathlib import Path
 
@@ -320,7 +321,7 @@ def test_blocks_run_in_buffers_kept_between_calls(q, setup, monkeypatch):
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         logits_b, slopes_b = net.forward(inputs)
-        assert blocks == [4] * (n // 4) + [n % 4]
+        assert sorted(blocks, reverse=True) == [4] * (n // 4) + [n % 4]  # in any order: threads
         assert torch.equal(logits_b, logits) and torch.equal(slopes_b, slopes)
         with _NewMemory() as new:
             again, slopes_again = net.forward(inputs)
@@ -461,3 +462,45 @@ def test_cnn_defaults_and_interface():
     assert torch.allclose(logits, smoothed_relu(pre, 3, 0.2).view(2, 2, 3, 3, 2).sum((2, 4)).permute(0, 2, 1))
     # four (P, R·k·m) arrays of float64 per example
     assert net.scratch_bytes_per_example(unseen) == 4 * 2 * 12 * 8
+
+
+@pytest.mark.parametrize("torch_threads", [1, 2, 3])
+def test_blocks_run_side_by_side_on_the_torch_threads(torch_threads, monkeypatch):
+    """With T > 1 torch threads the blocks are shared by T workers of their own, off the calling
+    thread: block j by worker j mod T, in its own three buffers; with one, all in the calling
+    thread. The numbers of one pass, every block written (a fresh ``torch.empty`` holds NaN)."""
+    from multiview import model
+
+    dist, batch, W = _orthogonal_setup()
+    inputs = dist.inputs(batch, seen=True)
+    P = inputs.n_patches
+    logits, slopes = TwoLayerCNN(W.clone(), 3, 0.2, 0.3).forward(inputs)  # one pass
+    monkeypatch.setattr(model, "BLOCK_SCRATCH_BYTES", 3 * model.patch_scratch_bytes(inputs, W, 3))
+    empty = torch.empty
+    monkeypatch.setattr(torch, "empty", lambda *a, **kw: empty(*a, **kw).fill_(float("nan")))
+    before = torch.get_num_threads()
+    seen: list[tuple[int, int, int]] = []  # (thread, the block's first example, its buffer)
+    eager = model.act_and_grad_eager
+
+    def spy(a, q, varrho, t, g, scratch):
+        seen.append((threading.get_ident(), g.storage_offset() // P, a.data_ptr()))
+        return eager(a, q, varrho, t, g, scratch)
+
+    monkeypatch.setattr(model, "act_and_grad_eager", spy)
+    try:
+        torch.set_num_threads(torch_threads)
+        net = TwoLayerCNN(W.clone(), 3, 0.2, 0.3)
+        got = net.forward(inputs)
+        assert torch.equal(got[0], logits) and torch.equal(got[1], slopes)
+        assert sorted(net._buffers) == sorted(
+            ["per-unit sums", "slopes", *(f"block {w}" for w in range(torch_threads))]
+        )
+        buffers = [net._buffers[f"block {w}"].data_ptr() for w in range(torch_threads)]
+        assert sorted(first for _, first, _ in seen) == list(range(0, len(inputs), 3))
+        assert all(pre == buffers[(first // 3) % torch_threads] for _, first, pre in seen)
+        here = {thread for thread, _, _ in seen} == {threading.get_ident()}
+        assert here == (torch_threads == 1)
+        seen.clear()
+        assert torch.equal(net.forward(inputs)[0], logits)  # again, in the kept buffers
+    finally:
+        torch.set_num_threads(before)

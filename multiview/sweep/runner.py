@@ -74,7 +74,8 @@ def run_unit(
                 store.log_event("done", unit.key, recorded_later=True)
             return Outcome(unit.key, "cached")
         previous_threads = torch.get_num_threads()
-        torch.set_num_threads(resolve_threads(threads))
+        step = getattr(unit.config, "step_elements", None)  # the simulator's configs: its size
+        torch.set_num_threads(resolve_threads(threads, step() if step is not None else None))
         try:
             return _attempt(store, unit, device, keep_stages, raise_on_error, backend)
         finally:
