@@ -4,7 +4,7 @@ torch's default is one OpenMP thread per core, and its idle threads spin while t
 work. On a machine where other processes keep cores busy, the spinning threads and the other
 processes take turns on the same cores: on this project's 2-core machine with one core busy, the
 ``smoke`` protocol took 1.8 s with one thread and 31 s with two, ``default --only single`` 4.0 s
-against 73 s (README, "Threads"). The policy:
+against 73 s (README, "Threads and jobs"). The policy:
 
 * ``--threads N`` (N ≥ 1) uses N threads;
 * ``--threads 0`` (the default) uses the cores this process may use (its affinity mask, or SLURM's
@@ -12,9 +12,12 @@ against 73 s (README, "Threads"). The policy:
   rounded; not counted inside a SLURM allocation, whose cores are the job's own), at least one,
   and, when the command knows the size of its training step (U·n·P (unit, patch) pairs, U = S·k·m),
   no more than one thread plus one per :data:`STEP_ELEMENTS_PER_THREAD` of them: a smaller step's
-  operations are too short to share (``benchmarks/``: ``default``, 0.41 M pairs, 1.8 ms a step
-  with one thread and 2.8 with two; ``paper``, 3.2 M, 14.3 and 12.1; ``paper_kd``, 12.8 M, 46.8
-  and 32.9);
+  operations are too short to share (``benchmarks/bench_cores.py``: ``default``, 0.41 M pairs,
+  1.9 ms a step with one thread and 2.6 with two; ``paper``, 3.2 M, 14.9 and 10.7; ``paper_kd``,
+  12.8 M, 49.7 and 32.7);
+* :func:`plan_jobs` shares the threads out among processes that run a protocol's stages side by
+  side (``multiview simulate --jobs``), which use two cores better than one process's two
+  threads (1.93× the throughput of one thread at ``paper_kd``, against 1.52×);
 * idle OpenMP threads sleep instead of spinning (``OMP_WAIT_POLICY=PASSIVE``, unless the variable
   is set already), so that a count that turns out too high when another job starts costs little
   (two threads with one core busy: 2.4 s, not 31 s).
