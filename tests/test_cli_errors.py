@@ -222,12 +222,27 @@ def _device_refused(name: str) -> bool:
     return name.startswith("cuda")  # this test machine has no GPU
 
 
+def _not_an_int_from(low: int):
+    """A text the option refuses: not an integer as click reads one ("-0", "+3" and " 2" are), or
+    one below ``low``."""
+
+    def refused(text: str) -> bool:
+        try:
+            return int(text) < low
+        except ValueError:
+            return True
+
+    return refused
+
+
 BAD_OPTIONS = st.one_of(
     st.integers(max_value=0).map(lambda n: ["--seeds", str(n)]),
-    st.text(min_size=1, max_size=6).filter(lambda t: not t.strip().isdigit()).map(lambda t: ["--seeds", t]),
+    st.text(min_size=1, max_size=6).filter(_not_an_int_from(1)).map(lambda t: ["--seeds", t]),
     st.text(max_size=10).filter(lambda t: t not in ("float32", "float64")).map(lambda t: ["--dtype", t]),
     st.integers(max_value=-1).map(lambda n: ["--threads", str(n)]),
-    st.text(max_size=8).filter(lambda t: not t.strip().isdigit()).map(lambda t: ["--threads", t]),
+    st.text(max_size=8).filter(_not_an_int_from(0)).map(lambda t: ["--threads", t]),
+    st.integers(max_value=-1).map(lambda n: ["--jobs", str(n)]),
+    st.text(max_size=8).filter(_not_an_int_from(0)).map(lambda t: ["--jobs", t]),
     st.text(max_size=10).filter(_device_refused).map(lambda t: ["--device", t]),
     st.lists(st.sampled_from([*STAGES, "magic", "", "kd ", "NTK"]), min_size=1, max_size=4)
     .filter(lambda names: not {n.strip() for n in names} - {""} <= set(STAGES) or not "".join(names).strip())
