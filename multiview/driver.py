@@ -220,31 +220,38 @@ class Driver:
                 if saved is not None:
                     self.record(stage, saved["json"], saved["tensors"], saved["seconds"], cached=True)
                     continue
-                t = time.perf_counter()
-                part, tensors = self.compute(stage)
-                seconds = time.perf_counter() - t
-                path = self.checkpoint_path(stage)
-                if path is not None:
-                    save_stage(path, self.checkpoint_key(stage), part, tensors, seconds)
+                part, tensors, seconds = self.compute_and_save(stage, self.stage_folder())
                 self.record(stage, part, tensors, seconds, cached=False)
         results = self.finish(complete=True)
         self.reporter.run_finished(results)
         return results
 
-    def checkpoint_path(self, stage: str) -> Path | None:
-        """Where a stage's checkpoint goes (``stages/<name>.pt`` in the output folder); None
-        without an output folder or when the stage keeps none."""
-        if self.out is None or self.checkpoint_key(stage) is None:
-            return None
-        return self.out / "stages" / f"{stage}.pt"
+    def stage_folder(self) -> Path | None:
+        """Where the stages' checkpoints go (``stages/`` in the output folder; None without one)."""
+        return self.out / "stages" if self.out is not None else None
 
-    def saved(self, stage: str) -> dict[str, Any] | None:
-        """A resumed run's checkpoint of ``stage`` when it matches the stage's key, else None."""
-        path = self.checkpoint_path(stage)
-        if not self.resume or path is None or not path.exists():
+    def compute_and_save(self, stage: str, folder: Path | None) -> tuple[dict[str, Any], Any, float]:
+        """Compute ``stage`` (its part of the results, its tensors and its seconds) and write its
+        checkpoint, ``<folder>/<name>.pt``, when a folder is given and the stage keeps one."""
+        t = time.perf_counter()
+        part, tensors = self.compute(stage)
+        seconds = time.perf_counter() - t
+        key = self.checkpoint_key(stage)
+        if folder is not None and key is not None:
+            payload = {"config_hash": key, "json": part, "tensors": tensors, "seconds": seconds}
+            save_tensors(folder / f"{stage}.pt", payload)
+        return part, tensors, seconds
+
+    def saved(self, stage: str, folder: Path | None = None) -> dict[str, Any] | None:
+        """The checkpoint of ``stage`` in ``folder`` (default: a resumed run's output folder) when it
+        matches the stage's key, else None."""
+        folder = folder if folder is not None else (self.stage_folder() if self.resume else None)
+        key = self.checkpoint_key(stage)
+        path = folder / f"{stage}.pt" if folder is not None and key is not None else None
+        if path is None or not path.exists():
             return None
         saved = load_tensors(path)
-        return saved if saved.get("config_hash") == self.checkpoint_key(stage) else None
+        return saved if saved.get("config_hash") == key else None
 
     def record(self, stage: str, part: dict[str, Any], tensors: Any, seconds: float, cached: bool) -> None:
         """A finished (or loaded) stage: into the results, to the stages after it, reported, and
@@ -277,7 +284,7 @@ class Driver:
         if not waiting:
             return
         with tempfile.TemporaryDirectory(prefix="multiview-stages-") as scratch:
-            folder = self.out / "stages" if self.out is not None else Path(scratch)
+            folder = self.stage_folder() or Path(scratch)
             context = multiprocessing.get_context("spawn")
             reports = context.Queue()
             factory, args = self.worker_driver()
@@ -295,9 +302,8 @@ class Driver:
                         for stage in ready[: self.jobs - len(running)]:
                             waiting.remove(stage)
                             future = pool.submit(
-                                compute_in_worker, factory, args, self.cfg.config_hash(), str(folder),
-                                stage, {dep: self.checkpoint_key(dep) for dep in todo},
-                            )  # fmt: skip
+                                compute_in_worker, factory, args, self.cfg.config_hash(), folder, stage
+                            )
                             running[future] = stage
                         finished, _ = wait(running, timeout=0.2, return_when=FIRST_COMPLETED)
                         forward_reports(reports, self.reporter)
@@ -329,11 +335,6 @@ class Driver:
             write_json(self.out / "results.json", self.results)
             write_tidy(self.out, tidy_frame(self.results, self.labels))
         return self.results
-
-
-def save_stage(path: Path, key: str | None, part: dict[str, Any], tensors: Any, seconds: float) -> None:
-    """A stage's checkpoint: its key, its part of the results, its tensors and its seconds."""
-    save_tensors(path, {"config_hash": key, "json": part, "tensors": tensors, "seconds": seconds})
 
 
 # --------------------------------------------------------------------------------------------
@@ -384,17 +385,12 @@ def start_worker(reports: Any, threads: int) -> None:
 
 
 def compute_in_worker(
-    factory: Callable[..., Driver],
-    args: tuple[Any, ...],
-    config_hash: str,
-    folder: str,
-    stage: str,
-    keys: dict[str, str | None],
+    factory: Callable[..., Driver], args: tuple[Any, ...], config_hash: str, folder: Path, stage: str
 ) -> tuple[dict[str, Any], float]:
     """Compute ``stage`` in this worker: the driver made once per process (its config must hash
-    to ``config_hash``), the stages it needs read from their checkpoints in ``folder`` (``keys``:
-    each stage's checkpoint key), the stage's checkpoint written there. Returns its part of the
-    results and its seconds."""
+    to ``config_hash``), the stages it needs read from their checkpoints in ``folder`` (each must
+    match its key), the stage's checkpoint written there. Returns its part of the results and its
+    seconds."""
     driver = _WORKER.get("driver")
     if driver is None or _WORKER.get("config_hash") != config_hash:
         driver = factory(*args)
@@ -406,15 +402,13 @@ def compute_in_worker(
     held: set[str] = _WORKER["held"]
     for dep in stages.resolve(driver.protocol, [stage]):
         if dep != stage and dep not in held:
-            saved = load_tensors(Path(folder) / f"{dep}.pt")
-            if saved.get("config_hash") != keys[dep]:
-                raise RuntimeError(f"{folder}/{dep}.pt: the checkpoint of {dep} is not this run's")
+            saved = driver.saved(dep, folder)
+            if saved is None:
+                missing = f"{folder / dep}.pt: the checkpoint of {dep} is not this run's (or is missing)"
+                raise RuntimeError(missing)
             driver.keep(dep, saved["tensors"])
             held.add(dep)
-    t = time.perf_counter()
-    part, tensors = driver.compute(stage)
-    seconds = time.perf_counter() - t
-    save_stage(Path(folder) / f"{stage}.pt", keys[stage], part, tensors, seconds)
+    part, tensors, seconds = driver.compute_and_save(stage, folder)
     driver.keep(stage, tensors)
     held.add(stage)
     return part, seconds

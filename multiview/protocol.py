@@ -99,7 +99,7 @@ class SimulationDriver(Driver):
             "environment": {
                 **environment(run.device, run.dtype),
                 "jobs": self.jobs,
-                "threads_per_job": self.worker_threads if self.jobs > 1 else torch.get_num_threads(),
+                "threads_per_job": self.worker_threads,
             },
             "data": data_summary(run),
         }

@@ -93,28 +93,31 @@ def test_side_by_side_without_a_folder_and_on_resume(tmp_path):
 
 def test_a_worker_refuses_a_checkpoint_of_another_run(tmp_path):
     """A stage in a worker reads what it needs from checkpoints keyed to the run: another key
-    is refused by name; a config the worker does not rebuild exactly is refused too."""
+    (or none) is refused by name; a config the worker does not rebuild exactly is refused too."""
     from multiview import driver
-    from multiview.protocol import SimulationDriver, stage_hash, worker_driver
+    from multiview.protocol import SimulationDriver, worker_driver
 
     cfg = _cfg()
     run_protocol(cfg.with_overrides({"protocol.stages": "single"}), out_dir=tmp_path)
-    keys = {s: stage_hash(cfg, s) for s in stages.names(stages.SYNTHETIC)}
+    folder = tmp_path / "stages"
     args = (cfg.to_dict(), "cpu")
     driver._WORKER.clear()
-    part, seconds = driver.compute_in_worker(
-        worker_driver, args, cfg.config_hash(), str(tmp_path / "stages"), "ensemble", keys
-    )
+    part, seconds = driver.compute_in_worker(worker_driver, args, cfg.config_hash(), folder, "ensemble")
     alone = run_protocol(cfg.with_overrides({"protocol.stages": "ensemble"}))["ensemble"]
     assert seconds > 0 and _compare().differences(part, alone)[0] == []
+    assert (folder / "ensemble.pt").exists()
+    single = driver.load_tensors(folder / "single.pt")
+    driver.save_tensors(folder / "single.pt", {**single, "config_hash": "x"})
     driver._WORKER.clear()
     with pytest.raises(RuntimeError, match="single.pt: the checkpoint of single is not this run's"):
-        driver.compute_in_worker(
-            worker_driver, args, cfg.config_hash(), str(tmp_path / "stages"), "kd", {**keys, "single": "x"}
-        )
+        driver.compute_in_worker(worker_driver, args, cfg.config_hash(), folder, "kd")
+    (folder / "single.pt").unlink()
+    driver._WORKER.clear()
+    with pytest.raises(RuntimeError, match="single.pt: the checkpoint of single is not this run's"):
+        driver.compute_in_worker(worker_driver, args, cfg.config_hash(), folder, "kd")
     driver._WORKER.clear()
     with pytest.raises(RuntimeError, match="another config"):
-        driver.compute_in_worker(worker_driver, args, "not the hash", str(tmp_path / "stages"), "kd", keys)
+        driver.compute_in_worker(worker_driver, args, "not the hash", folder, "kd")
     driver._WORKER.clear()
     with pytest.raises(ValueError, match="jobs = 0"):
         SimulationDriver(cfg, torch.device("cpu"), None, False, None, jobs=0)
