@@ -139,24 +139,26 @@ def orthogonal_step_passes(q: int, blocked: bool) -> dict[str, float]:
     """How many (U, n·P) arrays one training step of the orthogonal model moves through main
     memory, pass by pass (U = S·k·m units, n·P training patches; the (U, 2k) and (n·P, 2k)
     factors are small). ``blocked``: the forward pass runs in cache-sized blocks of examples
-    (``TwoLayerCNN.forward`` on a CPU), so that only its reads of the noise coordinates and its
-    write of the slopes reach main memory; otherwise (arrays that fit the cache whole, or a GPU)
-    each of its passes is counted:
+    (``TwoLayerCNN.forward`` on a CPU) and the backward pass in cache-sized blocks of units
+    (``backprop_to_weights``), so that only these reach main memory: the forward pass's read of
+    the noise coordinates and write of the slopes; the backward pass's read of the slopes, their
+    write back (scaled by dL/dF in place) and the gradient's write (its mean and both norms of
+    the relative step size are taken in cache); the update W ← W − η·g (2 reads, 1 write; the
+    norms of the updated rows in cache). Otherwise (arrays that fit the cache whole, or a GPU)
+    each pass is counted:
 
     * pre-activations: the gathered feature coordinate (1 write), times its coefficient (1 + 1),
       plus the noise coordinates times ‖ξ‖ (2 + 1);
     * the smoothed ReLU and its derivative (``act_and_grad_eager``): clamp (1 + 1), scale (1 + 1),
       t^(q−1) by repeated squaring, shift and clamp in place (2 + 2), the (ϱ/q)·t·t^(q−1) term
       (3 + 1); the per-class sums of the activation (1 read);
-
-    and in both cases the backward pass: the slopes times dL/dF (1 + 1), the feature product reads
-    them (1), the noise part of the gradient (1 + 1), the mean over examples (1 + 1); the relative
-    step size: the norms of the parameters and of the gradient (1 + 1); the update W ← W − η·g
-    (2 reads, 1 write).
+    * the backward pass: the slopes times dL/dF (1 + 1), the feature product reads them (1), the
+      noise part of the gradient (1 + 1), the mean over examples (1 + 1); the relative step
+      size: the norms of the parameters and of the gradient (1 + 1); the update (2 + 1).
     """
-    backward = {"backward": 2 + 1 + 2, "mean over examples": 2, "step size": 2, "update": 3}
     if blocked:
-        return {"noise coordinates read": 1, "slopes written": 1, **backward}
+        return {"noise coordinates read": 1, "slopes written": 1, "backward": 1 + 1 + 1, "update": 3}
+    backward = {"backward": 2 + 1 + 2, "mean over examples": 2, "step size": 2, "update": 3}
     e = max(q - 1, 1)
     squarings = e.bit_length() - 1  # t², t⁴, … up to the highest bit of q − 1
     multiplies = bin(e).count("1") - 1  # the other set bits, multiplied in place

@@ -64,11 +64,19 @@ class RandomFeatures:
         dlogits: Tensor,
         grad: Tensor | None = None,
         accumulate: bool = False,
+        mean_over: int = 1,
+        grad_norms: Tensor | None = None,
     ) -> Tensor:
         part = torch.einsum("rnk,nrf->rkf", dlogits, phi)
         if grad is None:
-            return part
-        return grad.add_(part) if accumulate else grad.copy_(part)
+            grad = part
+        else:
+            grad = grad.add_(part) if accumulate else grad.copy_(part)
+        if mean_over != 1:
+            grad.div_(mean_over)
+        if grad_norms is not None:
+            torch.linalg.vector_norm(grad, dim=-1, out=grad_norms)
+        return grad
 
     def scratch_bytes_per_example(self, phi: Tensor) -> int:
         R, k, F = self.readout.shape
@@ -121,13 +129,13 @@ class LinearizedCNN:
 
     def forward(self, inputs: Inputs) -> tuple[Tensor, Tensor]:
         """Logits (R, n, k) of the linearized network and its cache, c·ReLU~′ at W_0 (consumed by
-        :meth:`backward`)."""
+        :meth:`backward` unless kept by :meth:`fix_inputs`)."""
         D = self.w0.shape[-1]
         act0, grad0, kept = self._at_init(inputs)
         pre = inputs.preactivations(self.delta.reshape(-1, D), 0.0)
         lin = torch.addcmul(act0, grad0, pre, out=pre) if kept else act0.addcmul_(grad0, pre)
         logits = sum_units(lin, len(inputs), inputs.n_patches, tuple(self.w0.shape))
-        return logits, grad0.clone() if kept else grad0
+        return logits, grad0
 
     def backward(
         self,
@@ -136,8 +144,15 @@ class LinearizedCNN:
         dlogits: Tensor,
         grad: Tensor | None = None,
         accumulate: bool = False,
+        mean_over: int = 1,
+        grad_norms: Tensor | None = None,
     ) -> Tensor:
-        return backprop_to_weights(inputs, cache, dlogits, tuple(self.w0.shape), grad, accumulate)
+        """dL/dΔ′ (R, k, m, D) (:func:`backprop_to_weights`); the cache is consumed unless it
+        is the kept c·ReLU~′ at W_0 of :meth:`fix_inputs`, which is read only."""
+        kept = self._fixed is not None and cache is self._fixed[2]
+        return backprop_to_weights(
+            inputs, cache, dlogits, tuple(self.w0.shape), grad, accumulate, mean_over, not kept, grad_norms
+        )
 
     def scratch_bytes_per_example(self, inputs: Inputs) -> int:
         return patch_scratch_bytes(inputs, self.w0, 5)

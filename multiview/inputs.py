@@ -27,7 +27,7 @@ import torch
 from torch import Tensor
 
 from multiview import precision
-from multiview.precision import mm
+from multiview.precision import mm, thin_product
 from multiview.seeding import derive_seed
 
 
@@ -86,6 +86,10 @@ class OrthogonalInputs:
     offset: int = 0
     feature: Tensor | None = field(default=None, repr=False)
     feature_value: Tensor | None = field(default=None, repr=False)
+    _columns: tuple[slice | Tensor | None, Tensor] | None = field(
+        default=None, init=False, repr=False, compare=False
+    )
+    _coef_t: Tensor | None = field(default=None, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         """``feature`` (n, P): the one feature each patch carries and ``feature_value`` (n, P) its
@@ -130,7 +134,13 @@ class OrthogonalInputs:
     def _noise_columns(self) -> tuple[slice | Tensor | None, Tensor]:
         """Where each patch's own noise coordinate lives in W: a slice when the examples are
         consecutive training examples (the usual case), else an index tensor (−1 for fresh),
-        and the (n·P,) mask of patches whose noise was seen in training."""
+        and the (n·P,) mask of patches whose noise was seen in training. Worked out once per
+        object (its tensors are never changed in place)."""
+        if self._columns is None:
+            self._columns = self._find_noise_columns()
+        return self._columns
+
+    def _find_noise_columns(self) -> tuple[slice | Tensor | None, Tensor]:
         n, P = self.noise_norm.shape
         k2 = self.coef.shape[2]
         seen = (self.index >= 0)[:, None].expand(n, P).reshape(-1)
@@ -155,12 +165,14 @@ class OrthogonalInputs:
         if cols is not None and bool(seen.any()):
             out[:, seen] = W[:, cols[seen]]
         if not bool(seen.all()):
-            gen = torch.Generator().manual_seed(
-                derive_seed(fresh_key, self.fresh_key, self.offset, W.shape[0])
-            )
-            fresh = torch.randn(
-                W.shape[0], int((~seen).sum()), generator=gen, dtype=W.dtype, device="cpu"
-            ).mul_(fresh_std)
+            shape = (W.shape[0], int((~seen).sum()))
+            if fresh_std == 0:  # weights that start at 0 (the NTK's Δ′): nothing to draw
+                fresh = torch.zeros(shape, dtype=W.dtype, device=W.device)
+            else:
+                gen = torch.Generator().manual_seed(
+                    derive_seed(fresh_key, self.fresh_key, self.offset, W.shape[0])
+                )
+                fresh = torch.randn(shape, generator=gen, dtype=W.dtype, device="cpu").mul_(fresh_std)
             if bool(seen.any()):
                 out[:, ~seen] = fresh.to(W.device)
             else:
@@ -202,7 +214,9 @@ class OrthogonalInputs:
         they are. Without ``out``, a new tensor, 0 in the columns no patch reaches.
         """
         k2 = self.coef.shape[2]
-        feature_part = mm(slope, self.coef.reshape(-1, k2))
+        if self._coef_t is None:  # Cᵀ (2k, n·P), kept: the tensors of an inputs object never change
+            self._coef_t = self.coef.reshape(-1, k2).T.contiguous()
+        feature_part = thin_product(slope, self.coef.reshape(-1, k2), self._coef_t)
         norm = self.noise_norm.reshape(1, -1)
         cols, seen = self._noise_columns()
         whole = isinstance(cols, slice) and cols.start == k2 and cols.stop == self.dim

@@ -140,24 +140,83 @@ def backprop_to_weights(
     shape: tuple[int, ...],
     out: Tensor | None = None,
     accumulate: bool = False,
+    mean_over: int = 1,
+    consume: bool = True,
+    grad_norms: Tensor | None = None,
 ) -> Tensor:
     """dL/dW (R, k, m, D) for logits F_i = Σ_{r,p} f(⟨w_{i,r}, x_p⟩) whose per-unit slopes
     ∂F_i/∂⟨w_{i,r}, x_p⟩ are ``slope`` (R·k·m, n·P), given dL/dF ``dlogits`` (R, n, k); written
-    into ``out`` (R, k, m, D) when given, or added with ``accumulate`` (``Inputs.weight_grad``).
+    into ``out`` (R, k, m, D) when given, or added with ``accumulate`` (``Inputs.weight_grad``);
+    then divided by ``mean_over`` (the gradient of a mean over that many examples). ``grad_norms``
+    (R, k, m), when given, receives the norm of each neuron's gradient ‖∂L/∂w_{i,r}‖.
 
-    One matrix product: (R·k·m, n·P) @ (n·P, D). ``slope`` is consumed (overwritten).
+    One matrix product: (R·k·m, n·P) @ (n·P, D). ``slope`` may be consumed (overwritten) unless
+    ``consume`` is False. On a CPU, with ``out`` given and the orthogonal noise model, the units
+    are taken in cache-sized blocks of whole classes (:func:`unit_blocks`): the product with
+    dL/dF (into a scratch block; ``slope`` is only read), the gradient, the division and the
+    norms run on one block while it is in cache, with the numbers of one pass (the same
+    element-wise operations; the rows of a matrix product are independent).
     """
     R, k, m, D = shape
     n, P = len(inputs), inputs.n_patches
-    g = slope.view(R, k, m, n, P).mul_(dlogits.permute(0, 2, 1)[:, :, None, :, None])
-    flat_out = None if out is None else out.view(R * k * m, D)
-    return inputs.weight_grad(g.view(R * k * m, n * P), flat_out, accumulate).view(R, k, m, D)
+    groups = unit_blocks(inputs, slope, shape) if out is not None else None
+    if groups is None:
+        if not consume:
+            slope = slope.clone()
+        g = slope.view(R, k, m, n, P).mul_(dlogits.permute(0, 2, 1)[:, :, None, :, None])
+        flat_out = None if out is None else out.view(R * k * m, D)
+        grad = inputs.weight_grad(g.view(R * k * m, n * P), flat_out, accumulate).view(R, k, m, D)
+        if mean_over != 1:
+            grad.div_(mean_over)
+        if grad_norms is not None:
+            torch.linalg.vector_norm(grad, dim=-1, out=grad_norms)
+        return grad
+    assert out is not None
+    factor = dlogits.permute(0, 2, 1).reshape(R * k, 1, n, 1)  # dL/dF_i for class i of replica r
+    per_class = slope.view(R * k, m, n, P)
+    flat_out = out.view(R * k, m, D)
+    norms = None if grad_norms is None else grad_norms.view(R * k, m)
+    scratch = torch.empty(groups * m * n * P, dtype=slope.dtype, device=slope.device)
+    for start in range(0, R * k, groups):
+        block = slice(start, start + groups)
+        size = per_class[block].numel()  # scaled into the scratch: the slopes are only read
+        signal = torch.mul(per_class[block], factor[block], out=scratch[:size].view_as(per_class[block]))
+        rows = flat_out[block].view(-1, D)
+        inputs.weight_grad(signal.view(-1, n * P), rows, accumulate)
+        if mean_over != 1:
+            rows.div_(mean_over)
+        if norms is not None:
+            torch.linalg.vector_norm(flat_out[block], dim=-1, out=norms[block])
+    return out
+
+
+def unit_blocks(inputs: Inputs, slope: Tensor, shape: tuple[int, ...]) -> int | None:
+    """Classes (groups of m units) per block of :func:`backprop_to_weights`, or None for one pass:
+    on a CPU under the orthogonal noise model, blocks of about :data:`BLOCK_SCRATCH_BYTES` of
+    slopes, of equal size but the last, each at least :data:`MIN_BLOCK_UNITS` units (a product of
+    fewer rows may take another of the library's kernels, whose sums come in another order)."""
+    R, k, m, _ = shape
+    if not isinstance(inputs, OrthogonalInputs) or slope.device.type != "cpu":
+        return None
+    per_class = m * slope.shape[1] * slope.element_size()
+    groups = max(-(-MIN_BLOCK_UNITS // m), BLOCK_SCRATCH_BYTES // per_class)
+    blocks = -(-R * k // groups)
+    if blocks < 2:
+        return None
+    groups = -(-R * k // blocks)  # blocks of equal size, the last no larger
+    if (R * k - (blocks - 1) * groups) * m < MIN_BLOCK_UNITS:
+        return None
+    return groups
 
 
 BLOCK_SCRATCH_BYTES = 6 * 2**20
 """Scratch memory of one block of :meth:`TwoLayerCNN.forward` on a CPU (three (U, block·P)
-arrays): small enough to stay in cache, large enough that the per-block overhead is small
-(``benchmarks/``)."""
+arrays), and the slopes of one block of :func:`backprop_to_weights`: small enough to stay in
+cache, large enough that the per-block overhead is small (``benchmarks/``)."""
+
+MIN_BLOCK_UNITS = 16
+"""The fewest units in a block of :func:`backprop_to_weights`: products of 1 to 3 rows take
+another kernel of the matrix library on this CPU (``benchmarks/bench_fusion.py``)."""
 
 
 def patch_scratch_bytes(inputs: Inputs, weights: Tensor, arrays: int) -> int:
@@ -208,6 +267,7 @@ class TwoLayerCNN:
         self.init_std = init_std
         self.init_key = init_key
         self._buffers: dict[str, Tensor] = {}
+        self._kept_parts: tuple[Inputs, int, list[Inputs]] | None = None
 
     @property
     def params(self) -> Tensor:
@@ -250,10 +310,11 @@ class TwoLayerCNN:
         workers = min(torch.get_num_threads(), len(starts))
         scratch = [self._scratch(f"block {w}", 3 * U * block * P).view(3, -1) for w in range(workers)]
 
+        parts = self._parts(inputs, block)
+
         def run_blocks(worker: int) -> None:
             pre_buf, t_buf, sq_buf = scratch[worker]
-            for start in starts[worker::workers]:
-                part = inputs[start : start + block]
+            for start, part in zip(starts[worker::workers], parts[worker::workers], strict=True):
                 nb = len(part)
                 size = U * nb * P
                 pre = part.preactivations(W, self.init_std, self.init_key, out=pre_buf[:size].view(U, -1))
@@ -285,6 +346,15 @@ class TwoLayerCNN:
         per_example = patch_scratch_bytes(inputs, self.weights, 3)
         return max(1, min(n, BLOCK_SCRATCH_BYTES // per_example))
 
+    def _parts(self, inputs: Inputs, block: int) -> list[Inputs]:
+        """``inputs`` in consecutive blocks of ``block`` examples, kept for the last inputs seen
+        (the training set, step after step), so that each block's columns are worked out once."""
+        kept = self._kept_parts
+        if kept is None or kept[0] is not inputs or kept[1] != block:
+            kept = (inputs, block, [inputs[s : s + block] for s in range(0, len(inputs), block)])
+            self._kept_parts = kept
+        return kept[2]
+
     def _scratch(self, name: str, numel: int) -> Tensor:
         """The flat buffer ``name`` of ``numel`` numbers, kept between calls (grown when needed)."""
         buf = self._buffers.get(name)
@@ -308,11 +378,16 @@ class TwoLayerCNN:
         dlogits: Tensor,
         grad: Tensor | None = None,
         accumulate: bool = False,
+        mean_over: int = 1,
+        grad_norms: Tensor | None = None,
     ) -> Tensor:
         """dL/dW (R, k, m, D) from the cache of :meth:`forward` (consumed) and dL/dF (R, n, k);
-        written into ``grad`` when given, or added to it with ``accumulate``
+        written into ``grad`` when given, or added to it with ``accumulate``, then divided by
+        ``mean_over``; the neurons' gradient norms (R, k, m) into ``grad_norms`` when given
         (:func:`backprop_to_weights`)."""
-        return backprop_to_weights(inputs, cache, dlogits, self.shape, grad, accumulate)
+        return backprop_to_weights(
+            inputs, cache, dlogits, self.shape, grad, accumulate, mean_over, grad_norms=grad_norms
+        )
 
     def scratch_bytes_per_example(self, inputs: Inputs) -> int:
         """Scratch memory one example needs in forward + backward (pre-activations, activation,

@@ -41,7 +41,14 @@ class Learner(Protocol):
     def forward(self, X: Any) -> tuple[Tensor, Any]: ...
 
     def backward(
-        self, X: Any, cache: Any, dlogits: Tensor, grad: Tensor | None = None, accumulate: bool = False
+        self,
+        X: Any,
+        cache: Any,
+        dlogits: Tensor,
+        grad: Tensor | None = None,
+        accumulate: bool = False,
+        mean_over: int = 1,
+        grad_norms: Tensor | None = None,
     ) -> Tensor: ...
 
     def scratch_bytes_per_example(self, X: Any) -> int: ...
@@ -105,13 +112,16 @@ def loss_and_grad(
     chunk: int,
     need_grad: bool = True,
     out: Tensor | None = None,
+    grad_norms: Tensor | None = None,
 ) -> tuple[Tensor, Tensor, Tensor | None]:
     """Mean report loss (G,), training accuracy (G,) and mean gradient over examples ``idx``
     (``None``: all examples, in order, taken as slices without copies).
 
     Works chunk by chunk: the scratch memory is that of ``chunk`` examples. ``out`` (the
     parameters' shape), for a pass over all examples (``idx`` None), receives the gradient:
-    a buffer reused from step to step instead of fresh memory each step.
+    a buffer reused from step to step instead of fresh memory each step. ``grad_norms`` (the
+    parameters' shape without the last axis), when given, receives the norms of the gradient's
+    rows of the last axis (the learner's backward pass takes them while the rows are in cache).
     """
     total_loss = None
     correct = None
@@ -132,18 +142,35 @@ def loss_and_grad(
         if need_grad:
             (dlogits,) = torch.autograd.grad(surrogate.sum(), leaf)
             first = grad is None
-            grad = learner.backward(Xc, cache, dlogits, out if first else grad, accumulate=not first)
+            last = start + chunk >= n  # the mean over the n examples: the last chunk divides
+            grad = learner.backward(
+                Xc,
+                cache,
+                dlogits,
+                out if first else grad,
+                accumulate=not first,
+                mean_over=n if last else 1,
+                grad_norms=grad_norms if last else None,
+            )
         ok = margin_correct(run_logits.detach(), objective.y[sub]).sum(-1)
         total_loss = report.detach() if total_loss is None else total_loss + report.detach()
         correct = ok if correct is None else correct + ok
     assert total_loss is not None and correct is not None
-    if grad is not None:
-        grad /= n
     return total_loss / n, correct.to(total_loss.dtype) / n, grad
 
 
-def step_sizes(params: Tensor, grad: Tensor, n_runs: int, cfg: TrainConfig) -> Tensor:
-    """(G,) step size of each run under ``cfg.step`` (see the module docstring)."""
+def step_sizes(
+    params: Tensor,
+    grad: Tensor,
+    n_runs: int,
+    cfg: TrainConfig,
+    param_norms: Tensor | None = None,
+    grad_norms: Tensor | None = None,
+) -> Tensor:
+    """(G,) step size of each run under ``cfg.step`` (see the module docstring). For the
+    relative rule, ``param_norms`` and ``grad_norms`` (``params.shape[:-1]``): the norms of the
+    rows of the last axis of the parameters (:func:`descend`) and of the gradient
+    (:func:`loss_and_grad`), when already taken."""
     cap = torch.full((n_runs,), cfg.lr, dtype=params.dtype, device=params.device)
     if cfg.step == "constant":
         return cap
@@ -151,8 +178,47 @@ def step_sizes(params: Tensor, grad: Tensor, n_runs: int, cfg: TrainConfig) -> T
         gnorm = grad.reshape(n_runs, -1).norm(dim=1)
         return torch.minimum(cap, cfg.delta / gnorm.clamp_min(1e-30))
     # "relative": no neuron (row of the last axis) changes by more than δ of its own norm.
-    ratio = params.norm(dim=-1) / grad.norm(dim=-1).clamp_min(1e-30)
+    norms = params.norm(dim=-1) if param_norms is None else param_norms
+    ratio = norms / (grad.norm(dim=-1) if grad_norms is None else grad_norms).clamp_min(1e-30)
     return torch.minimum(cap, cfg.delta * ratio.reshape(n_runs, -1).min(dim=1).values)
+
+
+UPDATE_BLOCK_BYTES = 6 * 2**20
+"""Parameters per block of :func:`descend` on a CPU: the rows of a block are still in cache when
+their norms are taken."""
+
+MIN_BLOCK_ROWS = 16
+"""The fewest rows in a block of :func:`descend` (a reduction over few rows may be split another
+way)."""
+
+
+def descend(params: Tensor, grad: Tensor, eta: Tensor, keep_norms: bool = False) -> Tensor | None:
+    """W ← W − η·g in place, with η (R,) one step size per replica (leading axis of ``params``).
+
+    With ``keep_norms``, also returns the norms ‖w‖ (``params.shape[:-1]``) of the updated rows
+    of the last axis, which the relative step rule reads next step: on a CPU taken block by block
+    right after each block's update, while it is in cache (the numbers of ``params.norm(dim=-1)``
+    after the whole update: rows are independent); otherwise None.
+    """
+    R = params.shape[0]
+    if not keep_norms or params.device.type != "cpu" or params.dim() < 2 or not params.is_contiguous():
+        params.addcmul_(grad, eta.view(R, *([1] * (params.dim() - 1))), value=-1.0)
+        return params.norm(dim=-1) if keep_norms else None
+    D = params.shape[-1]
+    rows, grad_rows = params.view(-1, D), grad.reshape(-1, D)
+    n_rows = rows.shape[0]
+    eta_rows = eta.repeat_interleave(n_rows // R).view(-1, 1)
+    norms = torch.empty(n_rows, dtype=params.dtype, device=params.device)
+    block = max(MIN_BLOCK_ROWS, UPDATE_BLOCK_BYTES // (D * params.element_size()))
+    blocks = -(-n_rows // block)
+    block = -(-n_rows // blocks)  # blocks of equal size, the last no larger
+    if blocks > 1 and n_rows - (blocks - 1) * block < MIN_BLOCK_ROWS:
+        block = n_rows
+    for start in range(0, n_rows, block):
+        part = slice(start, start + block)
+        rows[part].addcmul_(grad_rows[part], eta_rows[part], value=-1.0)
+        torch.linalg.vector_norm(rows[part], dim=-1, out=norms[part])
+    return norms.view(params.shape[:-1])
 
 
 def train(
@@ -187,6 +253,8 @@ def train(
     chunk = chunk_size(learner, X, cfg)
     sgd = cfg.optimizer == "sgd"
     grad_buffer = None if sgd else torch.empty_like(params)
+    relative = cfg.step == "relative"
+    grad_norms = torch.empty(params.shape[:-1], dtype=params.dtype, device=device) if relative else None
     shuffle = generator(cfg.shuffle_seed, "sgd-order")
     order = torch.empty(0, dtype=torch.long, device="cpu")
 
@@ -206,6 +274,7 @@ def train(
                 hist.setdefault(key, []).append(value.cpu())
 
     loss = acc = torch.zeros(n_runs)
+    param_norms: Tensor | None = None
     step = 0
     for step in range(max_steps + 1):
         if sgd:
@@ -216,10 +285,18 @@ def train(
         if sgd:
             if logging:
                 loss, acc, _ = loss_and_grad(learner, X, objective, None, chunk, need_grad=False)
-            _, _, grad = loss_and_grad(learner, X, objective, batch_idx, chunk)
+            if step < max_steps:  # the last step only reports
+                _, _, grad = loss_and_grad(learner, X, objective, batch_idx, chunk, grad_norms=grad_norms)
         else:
             loss, acc, grad = loss_and_grad(
-                learner, X, objective, None, chunk, need_grad=step < max_steps, out=grad_buffer
+                learner,
+                X,
+                objective,
+                None,
+                chunk,
+                need_grad=step < max_steps,
+                out=grad_buffer,
+                grad_norms=grad_norms,
             )
         if not sgd or logging:
             active &= ~(loss < threshold)
@@ -232,10 +309,10 @@ def train(
         if step == max_steps or not bool(active.any()):
             break
         assert grad is not None
-        eta = step_sizes(params, grad, n_runs, cfg) * active
+        eta = step_sizes(params, grad, n_runs, cfg, param_norms, grad_norms) * active
         if max_flow_time is not None:
             eta = torch.minimum(eta, (max_flow_time - flow_time).clamp_min(0))
-        params.addcmul_(grad, eta.repeat_interleave(group).view(R, *([1] * (params.dim() - 1))), value=-1.0)
+        param_norms = descend(params, grad, eta.repeat_interleave(group), keep_norms=relative)
         flow_time += eta
         steps += active.long()
 

@@ -135,9 +135,40 @@ def test_standardized_ntk_moves_the_logits(sigma):
     assert 0.05 < moved_std < 20
 
 
+def test_the_kept_terms_are_read_not_consumed_by_the_backward_pass_in_blocks(monkeypatch):
+    """With the terms at W_0 kept (:meth:`fix_inputs`), the forward pass hands out the kept
+    slopes themselves and the backward pass leaves them as they are, in one pass (a copy) and
+    in blocks of units (a scratch block): the gradient of a model that keeps nothing."""
+    from multiview import model
+    from multiview.config import DataConfig
+    from multiview.data import MultiViewDistribution
+
+    cfg = DataConfig(k=3, d=24, P=8, n_train=12, sigma_p=0.1, s=1.0, C_p=1, noise_model="orthogonal")
+    dist = MultiViewDistribution(cfg, seed=2)
+    batch = dist.sample(12, "train", dtype=torch.float64)
+    inputs = dist.inputs(batch, seen=True)
+    w0 = init_weights(3, "model", [0, 1, 2], 3, 16, dist.weight_dim(12), 0.3, dtype=torch.float64)
+    plain, fixed = LinearizedCNN(w0, Q, VARRHO, 0.3, 0), LinearizedCNN(w0, Q, VARRHO, 0.3, 0)
+    fixed.fix_inputs(inputs)
+    for blocks in (False, True):
+        if blocks:
+            monkeypatch.setattr(model, "BLOCK_SCRATCH_BYTES", 16 * 12 * 8 * 8)  # one class a block
+        logits, cache = fixed.forward(inputs)
+        assert fixed._fixed is not None and cache is fixed._fixed[2]
+        kept = cache.clone()
+        dlogits = torch.randn(logits.shape, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
+        into = torch.empty_like(w0)
+        got = fixed.backward(inputs, cache, dlogits, into, mean_over=12)
+        assert got.data_ptr() == into.data_ptr() and torch.equal(cache, kept)
+        _, fresh = plain.forward(inputs)
+        expected = plain.backward(inputs, fresh, dlogits, torch.empty_like(w0), mean_over=12)
+        assert torch.equal(into, expected)
+        assert (model.unit_blocks(inputs, kept, tuple(w0.shape)) is not None) == blocks
+
+
 def test_fixed_inputs_give_the_same_steps():
     """Reusing the terms at W_0 for the training inputs changes nothing, step after step (the
-    backward pass consumes its cache, so each forward must hand out fresh copies)."""
+    backward pass reads the kept terms without consuming them)."""
     inputs, w0 = _setup()
     scale = torch.tensor([3.0, 0.5, 7.0], dtype=torch.float64)
     plain = LinearizedCNN(w0, Q, VARRHO, 0.0, 0, scale)

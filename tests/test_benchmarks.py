@@ -78,13 +78,15 @@ def test_check_projection_reports_projected_and_measured_seconds_per_stage():
 
 
 def test_the_step_pass_model_counts_main_memory_passes():
-    """Blocked: the forward pass only reads the noise coordinates and writes the slopes; whole: each
-    of its passes, with t^(q−1) by repeated squaring (q − 1 = 2: t² written in place of a copy)."""
+    """Blocked: the forward pass only reads the noise coordinates and writes the slopes, the
+    backward pass reads the slopes, writes them back and writes the gradient, the update reads
+    two arrays and writes one; whole: each pass, with t^(q−1) by repeated squaring (q − 1 = 2: t²
+    written in place of a copy)."""
     from benchmarks.bench_training import orthogonal_step_passes
 
     backward = 5 + 2 + 2 + 3
     for q in (3, 6):
-        assert sum(orthogonal_step_passes(q, blocked=True).values()) == 2 + backward
+        assert sum(orthogonal_step_passes(q, blocked=True).values()) == 2 + 3 + 3
     power = {2: 2, 3: 2 + 2 + 3, 5: 2 + 2 + 2 + 3}  # q − 1 → passes: copy, squares, multiplies
     for q, passes in power.items():
         whole = orthogonal_step_passes(q + 1, blocked=False)

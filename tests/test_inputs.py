@@ -332,3 +332,40 @@ def test_fresh_coordinates_are_moved_to_the_weights_device(name, one_device):
     with one_device():
         coords = inputs.noise_coordinates(_weights().to("meta"), 0.5, 3)
     assert coords.device.type == "meta" and coords.shape == (U, len(inputs) * P)
+
+
+def test_the_noise_columns_are_worked_out_once_per_inputs_object():
+    """``_noise_columns`` is kept on the object (its tensors never change); a slice is a new
+    object with its own."""
+    from multiview.config import DataConfig
+    from multiview.data import MultiViewDistribution
+
+    cfg = DataConfig(k=3, d=24, P=4, n_train=9, sigma_p=0.1, s=1.0, C_p=1, noise_model="orthogonal")
+    dist = MultiViewDistribution(cfg, seed=0)
+    inputs = dist.inputs(dist.sample(9, "train"), seen=True)
+    cols = inputs._noise_columns()
+    assert inputs._noise_columns() is cols and cols[0] == slice(6, 6 + 36)
+    part = inputs[3:5]
+    assert part._columns is None and part._noise_columns()[0] == slice(6 + 12, 6 + 20)
+    assert inputs._noise_columns() is cols
+
+
+def test_fresh_coordinates_of_weights_that_start_at_zero_are_zeros_drawn_from_nothing(monkeypatch):
+    """``fresh_std`` 0 (the NTK's Δ′): the coordinates on unseen noise directions are 0, the
+    numbers a draw times 0 gives, without the draw."""
+    from multiview.config import DataConfig
+    from multiview.data import MultiViewDistribution
+
+    cfg = DataConfig(k=3, d=24, P=4, n_train=9, sigma_p=0.1, s=1.0, C_p=1, noise_model="orthogonal")
+    dist = MultiViewDistribution(cfg, seed=0)
+    unseen = dist.inputs(dist.sample(5, "test"), seen=False)
+    W = torch.randn(7, unseen.dim, generator=torch.Generator().manual_seed(1))
+    drawn = unseen.noise_coordinates(W, 0.3, 11)
+    assert drawn.shape == (7, 20) and bool((drawn != 0).all())
+
+    def no_draw(*args, **kwargs):
+        raise AssertionError("no draw for fresh_std 0")
+
+    monkeypatch.setattr(torch, "randn", no_draw)
+    zero = unseen.noise_coordinates(W, 0.0, 11)
+    assert torch.equal(zero, torch.zeros(7, 20)) and torch.equal(zero, drawn * 0)

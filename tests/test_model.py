@@ -287,6 +287,92 @@ def test_forward_in_cache_sized_blocks_gives_the_numbers_of_one_pass(monkeypatch
     assert blocked._block(inputs[torch.tensor([3, 1])]) == 2  # fewer examples than a block
 
 
+@pytest.mark.parametrize("m, replicas", [(16, 3), (2, 8)])
+def test_backward_in_blocks_of_units_gives_the_numbers_of_one_pass(monkeypatch, m, replicas):
+    """Blocks of whole classes (the CPU path, with a buffer given): the gradient, its mean and the
+    neurons' gradient norms are those of one pass, number for number, written, added, and with
+    the slopes kept when they are not to be consumed; every block holds at least
+    MIN_BLOCK_UNITS units, and too few units make one pass."""
+    from multiview import model
+
+    dist, batch, _ = _orthogonal_setup()
+    D = dist.weight_dim(len(batch.y))
+    W = init_weights(3, "model", list(range(replicas)), 3, m, D, 0.3, dtype=torch.float32)
+    inputs = dist.inputs(batch, seen=True)
+    net = TwoLayerCNN(W.clone(), 3, 0.2, 0.3)
+    logits, slopes = net.forward(inputs)
+    slopes = slopes.clone()
+    dlogits = torch.randn_like(logits)
+    n = len(inputs)
+    whole = backprop_to_weights(inputs, slopes.clone(), dlogits, net.shape).div_(n)
+    assert model.unit_blocks(inputs, slopes, net.shape) is None  # 6 MB hold every class
+    added = backprop_to_weights(inputs, slopes.clone(), dlogits, net.shape, whole.clone(), True, n)
+    assert not torch.allclose(added, whole)
+    per_class = m * slopes.shape[1] * slopes.element_size()
+    monkeypatch.setattr(model, "BLOCK_SCRATCH_BYTES", per_class)
+    groups = model.unit_blocks(inputs, slopes, net.shape)
+    assert groups == max(1, -(-model.MIN_BLOCK_UNITS // m)) and groups * m >= model.MIN_BLOCK_UNITS
+    out, norms = torch.full_like(W, 7.0), torch.full(W.shape[:-1], 7.0)
+    kept = slopes.clone()
+    got = backprop_to_weights(
+        inputs, kept, dlogits, net.shape, out, mean_over=n, consume=False, grad_norms=norms
+    )
+    assert got is out and torch.equal(out, whole) and torch.equal(kept, slopes)
+    assert torch.equal(norms, whole.norm(dim=-1))
+    backprop_to_weights(inputs, slopes.clone(), dlogits, net.shape, out, True, mean_over=n)
+    assert torch.equal(out, added)
+    # the same through the learner, and a consumed cache
+    into = torch.empty_like(W)
+    assert net.backward(inputs, slopes.clone(), dlogits, into, mean_over=n) is into
+    assert torch.equal(into, whole)
+    # too few units for two blocks of MIN_BLOCK_UNITS: one pass
+    monkeypatch.setattr(model, "MIN_BLOCK_UNITS", replicas * 3 * m)
+    assert model.unit_blocks(inputs, slopes, net.shape) is None
+    # any patches of the orthogonal model are taken in blocks; the Gaussian model's in one pass
+    monkeypatch.setattr(model, "MIN_BLOCK_UNITS", 16)
+    assert model.unit_blocks(dist.inputs(batch, seen=False), slopes, net.shape) is not None
+    dense = MultiViewDistribution(_dc(k=3, d=24, P=8, n_train=n, sigma_p=0.1), seed=2)
+    assert model.unit_blocks(dense.inputs(dense.sample(n, "train"), seen=True), slopes, net.shape) is None
+
+
+def test_the_last_block_of_units_is_never_below_the_minimum(monkeypatch):
+    """Blocks are of equal size but the last; when the last would hold fewer than
+    MIN_BLOCK_UNITS units, one pass instead."""
+    from multiview import model
+
+    dist, batch, W = _orthogonal_setup()  # R·k = 9 classes of 16 units
+    inputs = dist.inputs(batch, seen=True)
+    slopes = torch.zeros(9 * 16, len(inputs) * inputs.n_patches)
+    per_class = 16 * slopes.shape[1] * 4
+    for fit, expected in [(4, 3), (5, 5), (8, 5), (9, None), (1, 1)]:
+        monkeypatch.setattr(model, "BLOCK_SCRATCH_BYTES", fit * per_class)
+        assert model.unit_blocks(inputs, slopes, (3, 3, 16, 0)) == expected
+    monkeypatch.setattr(model, "MIN_BLOCK_UNITS", 40)  # 3 classes a block; blocks of 3, 3, 3
+    monkeypatch.setattr(model, "BLOCK_SCRATCH_BYTES", 1)
+    assert model.unit_blocks(inputs, slopes, (3, 3, 16, 0)) == 3
+    monkeypatch.setattr(model, "MIN_BLOCK_UNITS", 65)  # 5 classes: blocks of 5 and 4 (64 units)
+    assert model.unit_blocks(inputs, slopes, (3, 3, 16, 0)) is None
+
+
+def test_the_forward_pass_keeps_its_blocks_for_the_inputs_it_last_saw(monkeypatch):
+    """The blocks of the training set are cut once and reused step after step; other inputs, or
+    another block size, cut anew."""
+    from multiview import model
+
+    dist, batch, W = _orthogonal_setup()
+    inputs = dist.inputs(batch, seen=True)
+    monkeypatch.setattr(model, "BLOCK_SCRATCH_BYTES", 4 * model.patch_scratch_bytes(inputs, W, 3))
+    net = TwoLayerCNN(W.clone(), 3, 0.2, 0.3)
+    first, _ = net.forward(inputs)
+    parts = net._parts(inputs, 4)
+    assert [len(p) for p in parts] == [4] * 7 + [2] and [p.offset for p in parts] == list(range(0, 30, 4))
+    assert net._parts(inputs, 4) is parts
+    again, _ = net.forward(inputs)
+    assert net._parts(inputs, 4) is parts and torch.equal(again, first)
+    other = dist.inputs(batch, seen=True)
+    assert net._parts(other, 4) is not parts and net._parts(other, 5) is not net._parts(other, 4)
+
+
 def _two_class_setup(n: int = 10):
     """k = 2 classes, one replica of two neurons each (R·k·m = 4 units, not a multiple of 3), P = 5."""
     cfg = _dc(k=2, d=16, P=5, n_train=n, sigma_p=0.1, noise_model="orthogonal")

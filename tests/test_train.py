@@ -269,6 +269,7 @@ class _Backwards:
     def __init__(self, learner) -> None:
         self.learner = learner
         self.calls: list[tuple[torch.Tensor | None, bool]] = []
+        self.means: list[tuple[int, torch.Tensor | None]] = []
 
     @property
     def params(self) -> torch.Tensor:
@@ -277,9 +278,10 @@ class _Backwards:
     def forward(self, X):
         return self.learner.forward(X)
 
-    def backward(self, X, cache, dlogits, grad=None, accumulate=False):
+    def backward(self, X, cache, dlogits, grad=None, accumulate=False, mean_over=1, grad_norms=None):
         self.calls.append((grad, accumulate))
-        return self.learner.backward(X, cache, dlogits, grad, accumulate)
+        self.means.append((mean_over, grad_norms))
+        return self.learner.backward(X, cache, dlogits, grad, accumulate, mean_over, grad_norms)
 
     def scratch_bytes_per_example(self, X) -> int:
         return self.learner.scratch_bytes_per_example(X)
@@ -301,10 +303,67 @@ def test_gradient_descent_takes_one_gradient_a_step_into_one_buffer():
     assert buffer is not None and buffer.shape == learner.params.shape
     assert all(grad is buffer for grad, _ in learner.calls[0::3])
     assert all(grad.data_ptr() == buffer.data_ptr() for grad, _ in learner.calls)
+    # the last chunk divides the sum by the number of examples; no norms for the constant rule
+    assert [mean for mean, _ in learner.means] == [1, 1, 10] * 3
+    assert all(norms is None for _, norms in learner.means)
     sgd = TrainConfig(optimizer="sgd", batch_size=4, lr=0.5, max_steps=2, loss_threshold=0.0, dtype="float64")
     learner = _Backwards(_net(D))
     train(learner, inputs, LabelObjective(batch.y), 2, sgd)
     assert learner.calls and all(grad is None for grad, _ in learner.calls)
+    assert [mean for mean, _ in learner.means] == [4, 4]  # a batch gradient a step, none at the last
+
+
+def test_the_relative_rule_takes_the_gradient_norms_from_the_last_chunk():
+    """Under the relative rule the gradient's row norms come with the last chunk's backward pass
+    (the same buffer each step), and they are the norms of the whole mean gradient."""
+    dist, batch, inputs, D = _setup("orthogonal", n=10)
+    tcfg = TrainConfig(
+        step="relative", lr=1e9, delta=0.05, max_steps=2, loss_threshold=0.0, chunk_size=4, dtype="float64"
+    )
+    learner = _Backwards(_net(D))
+    train(learner, inputs, LabelObjective(batch.y), 2, tcfg)
+    norms = [n for _, n in learner.means]
+    assert norms[0::3] == [None, None] and norms[1::3] == [None, None]
+    assert norms[2] is not None and norms[5] is norms[2] and norms[2].shape == learner.params.shape[:-1]
+    objective = LabelObjective(batch.y)
+    out = torch.empty(learner.params.shape[:-1], dtype=torch.float64)
+    for chunk in (4, 10):
+        _, _, grad = loss_and_grad(_net(D), inputs, objective, None, chunk, grad_norms=out)
+        assert torch.equal(out, grad.norm(dim=-1))
+
+
+def test_descend_updates_in_place_and_keeps_the_norms_of_the_updated_rows(monkeypatch):
+    """W ← W − η·g with one η per replica, in blocks of rows on a CPU: the numbers of one update
+    over all rows, and with ``keep_norms`` the rows' norms after it, those of ``norm(dim=-1)``;
+    a last block below MIN_BLOCK_ROWS rows makes one block."""
+    from multiview import train as train_module
+    from multiview.train import descend
+
+    g = torch.Generator().manual_seed(0)
+    params = torch.randn(3, 5, 16, 40, generator=g)  # 240 rows of 40
+    grad = torch.randn(params.shape, generator=g)
+    eta = torch.tensor([0.1, 0.0, 2.5])
+    expected = params.clone().addcmul_(grad, eta.view(3, 1, 1, 1), value=-1.0)
+    for rows in (240, 16, 17, 100, 1):
+        monkeypatch.setattr(train_module, "UPDATE_BLOCK_BYTES", rows * 40 * 4)
+        updated = params.clone()
+        norms = descend(updated, grad, eta, keep_norms=True)
+        assert torch.equal(updated, expected) and torch.equal(norms, expected.norm(dim=-1))
+        again = params.clone()
+        assert descend(again, grad, eta) is None and torch.equal(again, expected)
+    assert train_module.MIN_BLOCK_ROWS == 16
+
+
+def test_step_sizes_from_norms_already_taken_are_those_from_the_tensors():
+    g = torch.Generator().manual_seed(1)
+    params = torch.randn(2, 3, 4, 10, generator=g)
+    grad = torch.randn(params.shape, generator=g)
+    cfg = TrainConfig(step="relative", lr=1e9, delta=0.05)
+    plain = step_sizes(params, grad, 2, cfg)
+    given = step_sizes(params, grad, 2, cfg, params.norm(dim=-1), grad.norm(dim=-1))
+    assert torch.equal(plain, given)
+    halved = step_sizes(params, grad, 2, cfg, params.norm(dim=-1) / 2, grad.norm(dim=-1))
+    assert torch.allclose(halved, plain / 2)
 
 
 # --- when runs stop and what is recorded ----------------------------------------------------------
@@ -401,7 +460,8 @@ def test_sgd_takes_consecutive_batches_of_reshuffles_from_its_seed():
         gen = generator(seed, "sgd-order")
         expected = torch.cat([torch.randperm(12, generator=gen) for _ in range(4)]).tolist()
         got = [i for b in objective.batches for i in b]
-        assert all(len(b) == 5 for b in objective.batches) and len(objective.batches) == 7
+        # a batch gradient at each of the 6 steps; the last step (6) only reports the loss
+        assert all(len(b) == 5 for b in objective.batches) and len(objective.batches) == 6
         assert got == expected[: len(got)]
         order.append(got)
     assert order[0] != order[1]
