@@ -320,3 +320,36 @@ def test_the_scale_is_made_on_the_device_of_the_weights(same_on_meta_default):
             lambda inputs=inputs, w=w: LinearizedCNN(w, Q, VARRHO, 0.3, 9).forward(inputs)
         )
         assert logits.abs().max() > 0
+
+
+def test_the_readout_gradient_is_divided_and_its_row_norms_given_when_asked():
+    """``mean_over`` divides the readout's gradient, ``grad_norms`` receives its rows' norms."""
+    gen = torch.Generator().manual_seed(2)
+    phi = torch.randn(6, 2, 5, generator=gen, dtype=torch.float64)
+    rf = RandomFeatures(torch.randn(2, 3, 5, generator=gen, dtype=torch.float64))
+    logits, cache = rf.forward(phi)
+    dlogits = torch.randn(logits.shape, generator=gen, dtype=torch.float64)
+    plain = rf.backward(phi, cache, dlogits)
+    norms = torch.full((2, 3), 7.0, dtype=torch.float64)
+    third = rf.backward(phi, cache, dlogits, mean_over=3, grad_norms=norms)
+    assert torch.allclose(third, plain / 3, rtol=1e-14)
+    assert torch.equal(norms, third.norm(dim=-1))
+    assert torch.equal(rf.backward(phi, cache, dlogits, mean_over=1), plain)
+    into = torch.zeros_like(plain)
+    assert torch.equal(rf.backward(phi, cache, dlogits, into, mean_over=2), plain / 2)
+
+
+def test_the_linearized_backward_consumes_a_fresh_cache_and_gives_the_norms():
+    """Without kept terms the cache is this call's own and is consumed; ``grad_norms`` receives
+    the norms of Δ′'s gradient rows."""
+    inputs, w0 = _setup()
+    ntk = LinearizedCNN(w0, Q, VARRHO, 0.0, 0)
+    ntk.delta = torch.randn(w0.shape, generator=torch.Generator().manual_seed(7), dtype=torch.float64)
+    logits, cache = ntk.forward(inputs)
+    dlogits = torch.randn(logits.shape, generator=torch.Generator().manual_seed(8), dtype=torch.float64)
+    expected = ntk.backward(inputs, cache.clone(), dlogits)
+    fresh = cache.clone()
+    norms = torch.empty(w0.shape[:-1], dtype=torch.float64)
+    got = ntk.backward(inputs, fresh, dlogits, torch.empty_like(w0), mean_over=4, grad_norms=norms)
+    assert not torch.equal(fresh, cache)  # consumed
+    assert torch.allclose(got, expected / 4, rtol=1e-14) and torch.equal(norms, got.norm(dim=-1))

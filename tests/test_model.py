@@ -335,6 +335,50 @@ def test_backward_in_blocks_of_units_gives_the_numbers_of_one_pass(monkeypatch, 
     assert model.unit_blocks(dense.inputs(dense.sample(n, "train"), seen=True), slopes, net.shape) is None
 
 
+def test_backward_in_blocks_scales_into_one_scratch_block_made_beside_the_slopes(
+    monkeypatch, same_on_meta_default
+):
+    """The blocked path: blocks of unequal size (the last smaller), each scaled into one scratch
+    block made once on the slopes' device, so that nothing else of a block's size is allocated
+    and the slopes are left as they were; the mean over 2 examples is a division by 2; the
+    one-pass path consumes (overwrites) the slopes it is handed unless told not to."""
+    from multiview import model
+
+    dist, batch, W = _orthogonal_setup()  # 9 classes of 16 units
+    inputs = dist.inputs(batch, seen=True)
+    net = TwoLayerCNN(W.clone(), 3, 0.2, 0.3)
+    logits, slopes = net.forward(inputs)
+    slopes = slopes.clone()
+    dlogits = torch.randn_like(logits)
+    whole = backprop_to_weights(inputs, slopes.clone(), dlogits, net.shape)
+    consumed = slopes.clone()
+    halved = backprop_to_weights(inputs, consumed, dlogits, net.shape, torch.empty_like(W), mean_over=2)
+    assert not torch.equal(consumed, slopes)  # one pass: the slopes are scaled in place
+    assert torch.equal(halved, whole / 2)
+    kept = slopes.clone()
+    backprop_to_weights(inputs, kept, dlogits, net.shape, torch.empty_like(W), consume=False)
+    assert torch.equal(kept, slopes)
+    per_class = 16 * slopes.shape[1] * slopes.element_size()
+    monkeypatch.setattr(model, "BLOCK_SCRATCH_BYTES", 2 * per_class)
+    assert model.unit_blocks(inputs, slopes, net.shape) == 2  # blocks of 2, 2, 2, 2 and 1 classes
+    out = torch.empty_like(W)
+    read = slopes.clone()
+    with _NewMemory() as new:
+        backprop_to_weights(inputs, read, dlogits, net.shape, out, mean_over=2)
+    assert torch.equal(read, slopes) and torch.allclose(out, whole / 2, rtol=1e-6)
+    assert torch.equal(out, backprop_to_weights(inputs, slopes.clone(), dlogits, net.shape).div_(2))
+    block = 2 * 16 * slopes.shape[1]
+    made = [(op, shape) for op, shape, _ in new.tensors if "randn" not in op]  # not the product's check
+    assert [op for op, shape in made if torch.Size(shape).numel() >= block // 2] == [
+        "aten.empty.memory_format"
+    ]
+    same_on_meta_default(
+        lambda: backprop_to_weights(
+            inputs, slopes.clone(), dlogits, net.shape, torch.empty_like(W), mean_over=30
+        )
+    )
+
+
 def test_the_last_block_of_units_is_never_below_the_minimum(monkeypatch):
     """Blocks are of equal size but the last; when the last would hold fewer than
     MIN_BLOCK_UNITS units, one pass instead."""
@@ -344,9 +388,10 @@ def test_the_last_block_of_units_is_never_below_the_minimum(monkeypatch):
     inputs = dist.inputs(batch, seen=True)
     slopes = torch.zeros(9 * 16, len(inputs) * inputs.n_patches)
     per_class = 16 * slopes.shape[1] * 4
-    for fit, expected in [(4, 3), (5, 5), (8, 5), (9, None), (1, 1)]:
-        monkeypatch.setattr(model, "BLOCK_SCRATCH_BYTES", fit * per_class)
-        assert model.unit_blocks(inputs, slopes, (3, 3, 16, 0)) == expected
+    for fit, expected in [(4, 3), (4.5, 3), (5, 5), (8, 5), (9, None), (1, 1)]:
+        monkeypatch.setattr(model, "BLOCK_SCRATCH_BYTES", int(fit * per_class))
+        got = model.unit_blocks(inputs, slopes, (3, 3, 16, 0))
+        assert got == expected and (got is None or type(got) is int)
     monkeypatch.setattr(model, "MIN_BLOCK_UNITS", 40)  # 3 classes a block; blocks of 3, 3, 3
     monkeypatch.setattr(model, "BLOCK_SCRATCH_BYTES", 1)
     assert model.unit_blocks(inputs, slopes, (3, 3, 16, 0)) == 3

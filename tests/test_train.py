@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pytest
 import torch
@@ -364,6 +366,8 @@ def test_step_sizes_from_norms_already_taken_are_those_from_the_tensors():
     assert torch.equal(plain, given)
     halved = step_sizes(params, grad, 2, cfg, params.norm(dim=-1) / 2, grad.norm(dim=-1))
     assert torch.allclose(halved, plain / 2)
+    doubled = step_sizes(params, grad, 2, cfg, params.norm(dim=-1), grad.norm(dim=-1) / 2)
+    assert torch.allclose(doubled, plain * 2)
 
 
 # --- when runs stop and what is recorded ----------------------------------------------------------
@@ -589,3 +593,117 @@ def test_evaluation_chunks_are_cache_sized_on_the_cpu_only():
     assert evaluation_chunk(_Sized(3 * 2**20), big, TrainConfig(chunk_size=1)) == 1
     # elsewhere than on the CPU: the memory budget alone
     assert evaluation_chunk(_Sized(2**20, "meta"), big, TrainConfig(memory_budget_mb=64)) == 64
+
+
+def test_descend_takes_its_blocks_of_rows_as_declared(monkeypatch):
+    """The blocks of :func:`descend`: the rows' norms taken block by block (blocks of equal size,
+    the last no larger, none under MIN_BLOCK_ROWS: one block instead); 2-D parameters in blocks
+    too; without ``keep_norms``, non-contiguous or 1-D parameters, one update and (when asked)
+    ``norm(dim=-1)`` of the whole."""
+    from multiview import train as train_module
+    from multiview.train import descend
+
+    calls: list[int] = []
+    real = torch.linalg.vector_norm
+
+    def counting(x, *args, **kwargs):
+        calls.append(x.shape[0])
+        return real(x, *args, **kwargs)
+
+    monkeypatch.setattr(torch.linalg, "vector_norm", counting)
+    g = torch.Generator().manual_seed(0)
+    for shape, rows, blocks in [
+        ((3, 5, 16, 40), 16, [16] * 15),
+        ((3, 5, 16, 40), 17, [16] * 15),
+        ((3, 5, 16, 40), 100, [80] * 3),
+        ((3, 5, 16, 40), 1, [16] * 15),
+        ((1, 47, 40), 16, [47]),  # the last of 16, 16, 15 would be under 16 rows
+        ((1, 40, 40), 24, [20, 20]),
+        ((1, 31, 40), 16, [31]),  # two blocks of 16 and 15: one instead
+        ((40, 40), 20, [20, 20]),  # two axes: rows of the last, in blocks too
+    ]:
+        monkeypatch.setattr(train_module, "UPDATE_BLOCK_BYTES", rows * shape[-1] * 4)
+        params = torch.randn(shape, generator=g)
+        grad = torch.randn(shape, generator=g)
+        eta = torch.rand(shape[0], generator=g)
+        expected = params.clone().addcmul_(grad, eta.view(-1, *([1] * (len(shape) - 1))), value=-1.0)
+        calls.clear()
+        norms = descend(params, grad, eta, keep_norms=True)
+        assert calls == blocks and torch.equal(params, expected)
+        assert norms.shape == shape[:-1] and torch.equal(norms, expected.norm(dim=-1))
+        calls.clear()
+        assert descend(params.clone(), grad, eta) is None and calls == []
+    # not contiguous, or one axis: one update, then the norm of the whole
+    base = torch.randn(3, 40, 16, generator=g)
+    params, grad = base.transpose(1, 2), torch.randn(3, 16, 40, generator=g)
+    eta = torch.rand(3, generator=g)
+    expected = params.clone().addcmul_(grad, eta.view(3, 1, 1), value=-1.0)
+    calls.clear()
+    norms = descend(params, grad, eta, keep_norms=True)
+    assert calls == [3]  # one norm over the whole (``Tensor.norm`` calls ``vector_norm``)
+    assert torch.equal(params, expected) and torch.equal(norms, expected.norm(dim=-1))
+    vec = torch.randn(4, generator=g)
+    norms = descend(vec, torch.ones(4), torch.full((4,), 0.5), keep_norms=True)
+    assert norms is not None and torch.equal(norms, vec.norm(dim=-1))
+
+
+def test_descend_keeps_its_norms_on_the_device_of_the_parameters(same_on_meta_default):
+    from multiview.train import descend
+
+    g = torch.Generator().manual_seed(5)
+    params = torch.randn(2, 3, 4, 10, generator=g)
+    grad = torch.randn(params.shape, generator=g)
+    eta = torch.tensor([0.5, 0.25])
+    same_on_meta_default(lambda: descend(params.clone(), grad, eta, keep_norms=True))
+
+
+def test_the_relative_rule_reads_the_norms_taken_in_cache_at_every_step(monkeypatch):
+    """Under the relative rule, gradient descent and SGD hand ``step_sizes`` the gradient's row
+    norms from the backward pass at every step, and the weights' norms kept by the previous
+    update from the second step on, each of the parameters' shape without the last axis."""
+    from multiview import train as train_module
+
+    dist, batch, inputs, D = _setup("orthogonal", n=10)
+    seen: list[tuple[bool, tuple | None]] = []
+    real = train_module.step_sizes
+
+    def recording(params, grad, n_runs, cfg, param_norms=None, grad_norms=None):
+        assert grad_norms is not None and grad_norms.shape == params.shape[:-1]
+        assert torch.equal(grad_norms, grad.norm(dim=-1))
+        if param_norms is not None:
+            assert torch.equal(param_norms, params.norm(dim=-1))
+        seen.append((param_norms is not None, None))
+        return real(params, grad, n_runs, cfg, param_norms, grad_norms)
+
+    monkeypatch.setattr(train_module, "step_sizes", recording)
+    for extra in ({}, {"optimizer": "sgd", "batch_size": 4}):
+        seen.clear()
+        tcfg = TrainConfig(
+            step="relative", lr=1e9, delta=0.05, max_steps=3, loss_threshold=0.0, dtype="float64", **extra
+        )
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")  # an ``out=`` of the wrong shape would be resized, with a warning
+            train(_net(D), inputs, LabelObjective(batch.y), 2, tcfg)
+        assert [kept for kept, _ in seen] == [False, True, True]
+
+
+@pytest.mark.parametrize("optimizer", ["gd", "sgd"])
+def test_the_relative_rule_keeps_its_norms_on_the_device_of_the_parameters(optimizer, same_on_meta_default):
+    """The gradient's and the weights' row norms of the relative rule are made next to the
+    parameters: under a meta default device the same steps to the same weights as on the CPU."""
+    dist, batch, inputs, D = _setup("orthogonal", n=12)
+    tcfg = TrainConfig(
+        optimizer=optimizer,
+        batch_size=5,
+        step="relative",
+        lr=1e9,
+        delta=0.05,
+        max_steps=4,
+        loss_threshold=0.0,
+        dtype="float64",
+    )
+    nets = [_net(D), _net(D)]
+    trained = iter(nets)
+    objective = LabelObjective(batch.y)
+    same_on_meta_default(lambda: train(next(trained), inputs, objective, 2, tcfg), ignore=("seconds",))
+    assert torch.equal(nets[0].weights, nets[1].weights)
