@@ -18,6 +18,7 @@ from torch import Tensor
 from multiview import precision, threads
 from multiview.inputs import Inputs, OrthogonalInputs
 from multiview.seeding import generator
+from multiview.train import equal_blocks
 
 
 def smoothed_relu(z: Tensor, q: int, varrho: float) -> Tensor:
@@ -199,14 +200,7 @@ def unit_blocks(inputs: Inputs, slope: Tensor, shape: tuple[int, ...]) -> int | 
     if not isinstance(inputs, OrthogonalInputs) or slope.device.type != "cpu":
         return None
     per_class = m * slope.shape[1] * slope.element_size()
-    groups = max(-(-MIN_BLOCK_UNITS // m), BLOCK_SCRATCH_BYTES // per_class)
-    blocks = -(-R * k // groups)
-    if blocks < 2:
-        return None
-    groups = -(-R * k // blocks)  # blocks of equal size, the last no larger
-    if (R * k - (blocks - 1) * groups) * m < MIN_BLOCK_UNITS:
-        return None
-    return groups
+    return equal_blocks(R * k, BLOCK_SCRATCH_BYTES // per_class, -(-MIN_BLOCK_UNITS // m))
 
 
 BLOCK_SCRATCH_BYTES = 6 * 2**20

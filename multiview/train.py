@@ -80,6 +80,21 @@ class TrainResult:
     history: dict[str, Any] = field(default_factory=dict)
 
 
+def equal_blocks(total: int, preferred: int, minimum: int) -> int | None:
+    """Items per block when ``total`` items are cut into blocks of about ``preferred`` items and
+    at least ``minimum``: blocks of equal size, the last no larger; None when that leaves one
+    block, or a last block under ``minimum`` (take the items in one pass then). The blocks of
+    :func:`descend` and of :func:`multiview.model.backprop_to_weights`."""
+    block = max(minimum, preferred)
+    blocks = -(-total // block)
+    if blocks < 2:
+        return None
+    block = -(-total // blocks)
+    if total - (blocks - 1) * block < minimum:
+        return None
+    return block
+
+
 def chunk_size(learner: Learner, X: Any, cfg: TrainConfig) -> int:
     """Examples per matrix product: ``cfg.chunk_size``, or as many as fit ``cfg.memory_budget_mb``."""
     n = len(X)
@@ -209,11 +224,7 @@ def descend(params: Tensor, grad: Tensor, eta: Tensor, keep_norms: bool = False)
     n_rows = rows.shape[0]
     eta_rows = eta.repeat_interleave(n_rows // R).view(-1, 1)
     norms = torch.empty(n_rows, dtype=params.dtype, device=params.device)
-    block = max(MIN_BLOCK_ROWS, UPDATE_BLOCK_BYTES // (D * params.element_size()))
-    blocks = -(-n_rows // block)
-    block = -(-n_rows // blocks)  # blocks of equal size, the last no larger
-    if blocks > 1 and n_rows - (blocks - 1) * block < MIN_BLOCK_ROWS:
-        block = n_rows
+    block = equal_blocks(n_rows, UPDATE_BLOCK_BYTES // (D * params.element_size()), MIN_BLOCK_ROWS) or n_rows
     for start in range(0, n_rows, block):
         part = slice(start, start + block)
         rows[part].addcmul_(grad_rows[part], eta_rows[part], value=-1.0)
