@@ -16,7 +16,7 @@ from multiview import precision
 from multiview.config import SimConfig, get_preset
 from multiview.data import MultiViewDistribution
 from multiview.losses import LabelObjective
-from multiview.model import TwoLayerCNN, init_weights
+from multiview.model import BLOCK_SCRATCH_BYTES, TwoLayerCNN, init_weights
 from multiview.train import train
 
 
@@ -135,16 +135,28 @@ def stream_triad(n: int, device: torch.device, dtype: torch.dtype = torch.float3
     return 3 * n * b.element_size() / t
 
 
-def orthogonal_step_passes(q: int, blocked: bool) -> dict[str, float]:
+def _power_passes(q: int) -> int:
+    """Passes over a (U, n·P) array of t^(q−1) by repeated squaring (:func:`multiview.model.int_power`
+    with an output buffer): each square and each multiply reads and writes, the first factor is
+    copied into the output unless it is t² itself."""
+    e = max(q - 1, 1)
+    squarings = e.bit_length() - 1  # t², t⁴, … up to the highest bit of q − 1
+    multiplies = bin(e).count("1") - 1  # the other set bits, multiplied in place
+    copy = 0 if e == 2 else 2  # the first factor copied into the output (t² is written there)
+    return 2 * squarings + 3 * multiplies + copy
+
+
+def orthogonal_step_passes(q: int, blocked: bool) -> dict[str, int]:
     """How many (U, n·P) arrays one training step of the orthogonal model moves through main
     memory, pass by pass (U = S·k·m units, n·P training patches; the (U, 2k) and (n·P, 2k)
     factors are small). ``blocked``: the forward pass runs in cache-sized blocks of examples
     (``TwoLayerCNN.forward`` on a CPU) and the backward pass in cache-sized blocks of units
     (``backprop_to_weights``), so that only these reach main memory: the forward pass's read of
-    the noise coordinates and write of the slopes; the backward pass's read of the slopes, their
-    write back (scaled by dL/dF in place) and the gradient's write (its mean and both norms of
-    the relative step size are taken in cache); the update W ← W − η·g (2 reads, 1 write; the
-    norms of the updated rows in cache). Otherwise (arrays that fit the cache whole, or a GPU)
+    the noise coordinates and write of the slopes; the backward pass's read of the slopes (scaled
+    by dL/dF into a scratch block) and write of the gradient (its mean and both norms of the
+    relative step size are taken in cache); the update W ← W − η·g (2 reads, 1 write; the norms
+    of the updated rows in cache). The other passes run in cache
+    (:func:`orthogonal_step_cache_passes`). Otherwise (arrays that fit the cache whole, or a GPU)
     each pass is counted:
 
     * pre-activations: the gathered feature coordinate (1 write), times its coefficient (1 + 1),
@@ -157,18 +169,38 @@ def orthogonal_step_passes(q: int, blocked: bool) -> dict[str, float]:
       size: the norms of the parameters and of the gradient (1 + 1); the update (2 + 1).
     """
     if blocked:
-        return {"noise coordinates read": 1, "slopes written": 1, "backward": 1 + 1 + 1, "update": 3}
+        return {"noise coordinates read": 1, "slopes written": 1, "backward": 1 + 1, "update": 3}
     backward = {"backward": 2 + 1 + 2, "mean over examples": 2, "step size": 2, "update": 3}
-    e = max(q - 1, 1)
-    squarings = e.bit_length() - 1  # t², t⁴, … up to the highest bit of q − 1
-    multiplies = bin(e).count("1") - 1  # the other set bits, multiplied in place
-    copy = 0 if e == 2 else 2  # the first factor copied into the output (t² is written there)
-    power = 2 * squarings + 3 * multiplies + copy
     return {
         "pre-activations": 1 + 2 + 3,
-        "activation and derivative": 2 + 2 + power + 2 + 2 + 4,
+        "activation and derivative": 2 + 2 + _power_passes(q) + 2 + 2 + 4,
         "per-class sums": 1,
         **backward,
+    }
+
+
+def orthogonal_step_cache_passes(q: int) -> dict[str, int]:
+    """The passes over (U, n·P) arrays of a blocked step (:func:`orthogonal_step_passes` with
+    ``blocked``) that stay in cache, block by block; with the main-memory ones they are every
+    pass of the step taken whole:
+
+    * forward, per block of examples: the gather (1 write), times the coefficient (1 + 1), plus
+      the noise coordinates times ‖ξ‖ (1 + 1: the coordinates come from main memory); clamp,
+      scale, shift, clamp (2 each), t^(q−1) written into the slopes (whose one write to main
+      memory is counted there), the (ϱ/q)·t·t^(q−1) term (3 + 1); the sums over patches (1);
+    * backward, per block of classes: the slopes times dL/dF into the scratch block (1 write),
+      the feature product and the noise columns read it (1 + 1), the mean over examples divides
+      the gradient's rows (1 + 1), their norms (1);
+    * the update: the norms of the updated rows (1).
+    """
+    return {
+        "pre-activations": 1 + 2 + 2,
+        "activation and derivative": 2 + 2 + _power_passes(q) - 1 + 2 + 2 + 4,
+        "per-class sums": 1,
+        "backward": 1 + 1 + 1,
+        "mean over examples": 2,
+        "step size": 1,
+        "update": 1,
     }
 
 
@@ -178,19 +210,37 @@ and their norms, the slopes written once and read once for the gradient, and the
 coordinates read and written once by the update."""
 
 
+def gemm_peak(device: torch.device, dtype: torch.dtype = torch.float32, size: int = 1024) -> float:
+    """FLOP/s of a square (size × size) matrix product, the best of several calls: the
+    arithmetic roof of this device for the step's one product."""
+    a = torch.randn(size, size, device=device, dtype=dtype)
+    b = torch.randn(size, size, device=device, dtype=dtype)
+    c = torch.empty_like(a)
+    return 2 * size**3 / time_call(lambda: torch.mm(a, b, out=c), device, repeats=10, warmup=3)["min"]
+
+
 def step_vs_bandwidth(
     device: torch.device, preset: str = "paper", steps: int = 10, **overrides: Any
 ) -> dict[str, Any]:
-    """The orthogonal model's training step against the memory bandwidth of this machine.
+    """The orthogonal model's training step against the memory bandwidth of this machine, and
+    against its roofline: the limit that bounds the step as it runs.
 
-    The step is memory-bound: its one product is thin ((U, n·P) × (n·P, 2k)), and everything else
-    is element-wise passes over (U, n·P) arrays. The bytes it moves through main memory are
-    counted pass by pass (:func:`orthogonal_step_passes`); the bandwidth available is a STREAM triad on arrays
-    of the same size, timed in the same process. ``floor_fraction`` compares the step with the
-    time a fused step moving :data:`FUSED_PASSES` arrays would take at the triad's bandwidth.
-    ``cpu_fraction_of_bandwidth`` uses the step's CPU seconds instead of its wall time: with one
-    thread on a machine other jobs keep busy, the step's share of a core (the triad, timed in
-    short calls, mostly runs uninterrupted).
+    Its one product is thin ((U, n·P) × (n·P, 2k)), and everything else is element-wise passes
+    over (U, n·P) arrays. **Main memory**: the bytes the step moves through main memory are
+    counted pass by pass (:func:`orthogonal_step_passes`); the bandwidth available is a STREAM
+    triad on arrays of the same size, timed in the same process (``fraction_of_bandwidth``).
+    ``floor_fraction`` compares the step with the time a fused step moving :data:`FUSED_PASSES`
+    arrays would take at that bandwidth. ``cpu_fraction_of_bandwidth`` uses the step's CPU
+    seconds instead of its wall time: with one thread on a machine other jobs keep busy, the
+    step's share of a core (the triad, timed in short calls, mostly runs uninterrupted).
+
+    **Roofline** (``fraction_of_roofline``): the time the step cannot go below, kernel by
+    kernel, each at the limit of the level its data lives in, all measured in the same process:
+    the main-memory passes at the triad above; when the step runs in blocks, the passes that stay
+    in cache (:func:`orthogonal_step_cache_passes`) at a triad on arrays of one forward block's
+    size (a third of :data:`multiview.model.BLOCK_SCRATCH_BYTES` each); and the feature
+    product's 2·U·n·P·2k FLOPs at the peak of a square matrix product (:func:`gemm_peak`) where
+    that takes longer than reading its operand. ``roofline_terms`` gives the three parts.
     """
     cfg = get_preset(preset).with_overrides({"data.noise_model": "orthogonal", **overrides})
     dist, batch, inputs, dtype = _setup(cfg, device)
@@ -205,14 +255,20 @@ def step_vs_bandwidth(
     array = U * nP * torch.finfo(dtype).bits // 8
     blocked = net._block(inputs) < len(inputs)
     passes = orthogonal_step_passes(q, blocked)
+    cache_passes = orthogonal_step_cache_passes(q) if blocked else {}
     moved = sum(passes.values()) * array
-    triad = stream_triad(U * nP, device, dtype)
+    limits = roofline_limits(device, dtype, U * nP, blocked)
+    triad = limits["triad_GBps"] * 1e9
+    product_flops = 2 * U * nP * 2 * k
+    terms = roofline_terms(moved, sum(cache_passes.values()) * array, array, product_flops, limits)
+    roofline = sum(terms.values())
     achieved = moved / t_step
     return {
         "preset": preset,
         "overrides": overrides,
         "shapes": {"U=S·k·m": U, "n·P": nP, "array_MB": array / 1e6},
         "passes": passes,
+        "cache_passes": cache_passes,
         "blocked": blocked,
         "step_seconds": t_step,
         "bytes_per_step": moved,
@@ -226,4 +282,64 @@ def step_vs_bandwidth(
         "cpu_fraction_of_bandwidth": moved / cpu_step / triad if cpu_step else None,
         "target": 0.5,
         "met": achieved / triad >= 0.5,
+        "cache_triad_GBps": limits["cache_triad_GBps"],
+        "gemm_peak_gflops": limits["gemm_peak_gflops"],
+        "product_gflop": product_flops / 1e9,
+        "dtype": str(dtype).removeprefix("torch."),
+        "roofline_terms": terms,
+        "roofline_seconds": roofline,
+        "fraction_of_roofline": roofline / t_step,
+        "roofline_met": roofline / t_step >= 0.5,
     }
+
+
+def roofline_limits(
+    device: torch.device, dtype: torch.dtype, elements: int, blocked: bool, threads: int | None = None
+) -> dict[str, float]:
+    """The limits of :func:`step_vs_bandwidth`'s roofline, measured with ``threads`` torch threads
+    (None: as set): the STREAM triad on arrays of ``elements`` numbers, the triad on arrays of
+    one forward block's size when the step runs in blocks (else the first again), the GEMM peak."""
+    before = torch.get_num_threads()
+    if threads is not None:
+        torch.set_num_threads(threads)
+    try:
+        triad = stream_triad(elements, device, dtype)
+        size = torch.finfo(dtype).bits // 8
+        cache = stream_triad(BLOCK_SCRATCH_BYTES // 3 // size, device, dtype) if blocked else triad
+        peak = gemm_peak(device, dtype)
+    finally:
+        torch.set_num_threads(before)
+    return {
+        "threads": threads or before,
+        "triad_GBps": triad / 1e9,
+        "cache_triad_GBps": cache / 1e9,
+        "gemm_peak_gflops": peak / 1e9,
+    }
+
+
+def roofline_terms(
+    main_bytes: float, cache_bytes: float, array_bytes: float, product_flops: float, limits: dict[str, float]
+) -> dict[str, float]:
+    """Seconds of a step at its limits (:func:`roofline_limits`): the bytes through main memory at
+    the triad, the bytes in cache at the cache's triad, and the product's arithmetic at the GEMM
+    peak beyond the time its operand (one array) takes to read."""
+    cache_bw = limits["cache_triad_GBps"] * 1e9
+    arithmetic = product_flops / (limits["gemm_peak_gflops"] * 1e9)
+    return {
+        "main memory": main_bytes / (limits["triad_GBps"] * 1e9),
+        "cache": cache_bytes / cache_bw,
+        "product arithmetic": max(0.0, arithmetic - array_bytes / cache_bw),
+    }
+
+
+def machine_roofline(device: torch.device, step: dict[str, Any], cores: int) -> dict[str, Any]:
+    """The roofline of one step of :func:`step_vs_bandwidth`'s report ``step`` at the limits of
+    ``cores`` threads (the whole machine): what ``cores`` processes stepping side by side, or
+    one process with ``cores`` threads, are measured against."""
+    dtype = getattr(torch, step["dtype"])
+    array = step["shapes"]["array_MB"] * 1e6
+    elements = step["shapes"]["U=S·k·m"] * step["shapes"]["n·P"]
+    limits = roofline_limits(device, dtype, elements, step["blocked"], threads=cores)
+    cache_bytes = sum(step["cache_passes"].values()) * array
+    terms = roofline_terms(step["bytes_per_step"], cache_bytes, array, step["product_gflop"] * 1e9, limits)
+    return {"cores": cores, "limits": limits, "terms": terms, "seconds": sum(terms.values())}

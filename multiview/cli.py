@@ -176,7 +176,7 @@ def simulate(
     out_dir = out or Path("runs") / cfg.config_hash()
     check_out_folder(out_dir, cfg, overwrite)
     tracker = tracker_option(log_dir)
-    from multiview.threads import plan_jobs, sleep_when_idle, use_threads
+    from multiview.threads import plan_jobs, sleep_when_idle, threads_per_job, use_threads
 
     sleep_when_idle()  # before torch is imported
     dev = device_option(device)
@@ -189,7 +189,7 @@ def simulate(
     from multiview.protocol import run_protocol
     from multiview.report import print_report
 
-    each = max(1, n_threads // n_jobs)
+    each = threads_per_job(n_threads, n_jobs)  # as the driver shares them out
     workers = f"  jobs={n_jobs}×{each} threads" if n_jobs > 1 else f"  threads={n_threads}"
     console.print(
         f"[bold]multiview simulate[/bold]  preset={preset or 'default'}  seeds={cfg.n_seeds}  "

@@ -45,6 +45,7 @@ from multiview import stages
 from multiview.files import RESULTS_SCHEMA, atomic_write_bytes, atomic_write_text, write_json
 from multiview.progress import HOOKS, Reporter
 from multiview.settings import Settings
+from multiview.threads import threads_per_job
 from multiview.tidy import tidy_frame, write_tidy
 
 SCHEMA_VERSION = RESULTS_SCHEMA
@@ -161,7 +162,7 @@ class Driver:
         self.reporter = reporter or Reporter()
         self.labels = dict(labels or {})
         self.jobs = jobs
-        self.worker_threads = max(1, torch.get_num_threads() // jobs)
+        self.worker_threads = threads_per_job(torch.get_num_threads(), jobs)
         self.header_keys: tuple[str, ...] = ()
         self.context: Any = None
         self.results: dict[str, Any] = {}

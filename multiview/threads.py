@@ -97,6 +97,11 @@ no other (single models, training the average, the two baselines) and three afte
 models; more processes than that would wait."""
 
 
+def threads_per_job(threads: int, jobs: int) -> int:
+    """Each of ``jobs`` processes' equal share of ``threads`` torch threads, at least one."""
+    return max(1, threads // jobs)
+
+
 def plan_jobs(threads: int, jobs: int, step_elements: int | None = None) -> tuple[int, int]:
     """(worker processes, torch threads each) of a protocol run on the CPU.
 
@@ -110,7 +115,7 @@ def plan_jobs(threads: int, jobs: int, step_elements: int | None = None) -> tupl
     if jobs <= 0:
         small = step_elements is not None and step_elements < JOB_STEP_ELEMENTS
         jobs = 1 if small else min(budget, MAX_JOBS)
-    each = max(1, budget // jobs)
+    each = threads_per_job(budget, jobs)
     if threads <= 0 and step_elements is not None:
         each = min(each, default_threads(step_elements))
     return jobs, each

@@ -133,8 +133,9 @@ def loss_and_grad(
     (``None``: all examples, in order, taken as slices without copies).
 
     Works chunk by chunk: the scratch memory is that of ``chunk`` examples. ``out`` (the
-    parameters' shape), for a pass over all examples (``idx`` None), receives the gradient:
-    a buffer reused from step to step instead of fresh memory each step. ``grad_norms`` (the
+    parameters' shape), when given, receives the gradient: a buffer reused from step to step
+    instead of fresh memory each step (zeroed first for a mini-batch ``idx``, whose examples
+    need not reach every column of the gradient). ``grad_norms`` (the
     parameters' shape without the last axis), when given, receives the norms of the gradient's
     rows of the last axis (the learner's backward pass takes them while the rows are in cache).
     """
@@ -142,6 +143,8 @@ def loss_and_grad(
     correct = None
     grad = None
     n = len(X) if idx is None else idx.numel()
+    if out is not None and idx is not None and need_grad:
+        out.zero_()
     for start in range(0, n, chunk):
         if idx is None:
             sub = torch.arange(start, min(start + chunk, n), device=objective.y.device)

@@ -79,19 +79,67 @@ def test_check_projection_reports_projected_and_measured_seconds_per_stage():
 
 def test_the_step_pass_model_counts_main_memory_passes():
     """Blocked: the forward pass only reads the noise coordinates and writes the slopes, the
-    backward pass reads the slopes, writes them back and writes the gradient, the update reads
-    two arrays and writes one; whole: each pass, with t^(q−1) by repeated squaring (q − 1 = 2: t²
-    written in place of a copy)."""
-    from benchmarks.bench_training import orthogonal_step_passes
+    backward pass reads the slopes (scaled into a scratch block) and writes the gradient, the
+    update reads two arrays and writes one; whole: each pass, with t^(q−1) by repeated squaring
+    (q − 1 = 2: t² written in place of a copy); the blocked step's passes in cache and in main
+    memory are together every pass of the whole step, category by category."""
+    from benchmarks.bench_training import orthogonal_step_cache_passes, orthogonal_step_passes
 
     backward = 5 + 2 + 2 + 3
     for q in (3, 6):
-        assert sum(orthogonal_step_passes(q, blocked=True).values()) == 2 + 3 + 3
+        assert sum(orthogonal_step_passes(q, blocked=True).values()) == 2 + 2 + 3
     power = {2: 2, 3: 2 + 2 + 3, 5: 2 + 2 + 2 + 3}  # q − 1 → passes: copy, squares, multiplies
     for q, passes in power.items():
         whole = orthogonal_step_passes(q + 1, blocked=False)
         assert whole["activation and derivative"] == 12 + passes
         assert sum(whole.values()) == 6 + 12 + passes + 1 + backward
+        blocked, cache = orthogonal_step_passes(q + 1, blocked=True), orthogonal_step_cache_passes(q + 1)
+        assert sum(blocked.values()) + sum(cache.values()) == sum(whole.values())
+        forward = ("pre-activations", "activation and derivative", "per-class sums")
+        in_forward = blocked["noise coordinates read"] + blocked["slopes written"]
+        assert sum(cache[c] for c in forward) + in_forward == sum(whole[c] for c in forward)
+        assert cache["update"] + blocked["update"] == whole["update"] + 1  # the rows' norms
+        assert cache["step size"] == whole["step size"] - 1  # the other norm is the update's
+
+
+def test_the_roofline_adds_each_level_at_its_measured_limit(monkeypatch):
+    """step_vs_bandwidth on smoke shapes, whole and (with small blocks) blocked: the roofline is
+    the main-memory passes at the triad, the cache passes at the cache triad and the product's
+    arithmetic beyond its read at the GEMM peak; the fractions are those times over the step's."""
+    import torch
+
+    import multiview.model
+    from benchmarks.bench_training import machine_roofline, orthogonal_step_cache_passes, step_vs_bandwidth
+    from multiview.config import get_preset
+
+    cpu = torch.device("cpu")
+    whole = step_vs_bandwidth(cpu, "smoke", steps=2)
+    assert not whole["blocked"] and whole["cache_passes"] == {} and whole["roofline_terms"]["cache"] == 0
+    monkeypatch.setattr(multiview.model, "BLOCK_SCRATCH_BYTES", 2**14)
+    blocked = step_vs_bandwidth(cpu, "smoke", steps=2)
+    q = get_preset("smoke").model.q
+    assert blocked["blocked"] and blocked["cache_passes"] == orthogonal_step_cache_passes(q)
+    for r in (whole, blocked):
+        array = r["shapes"]["array_MB"] * 1e6
+        terms = r["roofline_terms"]
+        assert terms["main memory"] == pytest.approx(r["bytes_per_step"] / (r["triad_GBps"] * 1e9))
+        cache_bw = r["cache_triad_GBps"] * 1e9
+        assert terms["cache"] == pytest.approx(sum(r["cache_passes"].values()) * array / cache_bw)
+        product = r["product_gflop"] / r["gemm_peak_gflops"]
+        assert terms["product arithmetic"] == pytest.approx(max(0.0, product - array / cache_bw))
+        assert r["roofline_seconds"] == pytest.approx(sum(terms.values()))
+        assert r["fraction_of_roofline"] == pytest.approx(r["roofline_seconds"] / r["step_seconds"])
+        assert r["roofline_met"] == (r["fraction_of_roofline"] >= 0.5)
+        assert r["fraction_of_bandwidth"] == pytest.approx(r["achieved_GBps"] / r["triad_GBps"])
+    threads = torch.get_num_threads()
+    machine = machine_roofline(cpu, blocked, cores=2)  # the same passes at two threads' limits
+    assert torch.get_num_threads() == threads and machine["limits"]["threads"] == 2
+    lim, array = machine["limits"], blocked["shapes"]["array_MB"] * 1e6
+    main = blocked["bytes_per_step"] / (lim["triad_GBps"] * 1e9)
+    assert machine["terms"]["main memory"] == pytest.approx(main)
+    cache_bytes = sum(blocked["cache_passes"].values()) * array
+    assert machine["terms"]["cache"] == pytest.approx(cache_bytes / (lim["cache_triad_GBps"] * 1e9))
+    assert machine["seconds"] == pytest.approx(sum(machine["terms"].values()))
 
 
 def test_the_cores_benchmark_times_threads_and_processes_side_by_side():

@@ -252,17 +252,23 @@ def test_loss_accuracy_and_gradient_are_means_over_the_examples():
     assert none is None
 
 
-def test_the_gradient_of_a_full_pass_is_written_into_the_buffer_given():
-    """``out`` given: the mean gradient over all examples is written there, whatever it held, chunk
-    after chunk, and returned; the same numbers as without it."""
+@pytest.mark.parametrize("batch_idx", [None, [7, 2, 5, 2]])
+def test_the_gradient_is_written_into_the_buffer_given(batch_idx):
+    """``out`` given: the mean gradient is written there, chunk after chunk, and returned; the same
+    numbers as without it. A full pass overwrites whatever the buffer held; a mini-batch (examples
+    out of order, one drawn twice) has it zeroed first, so the columns of the noise of examples
+    outside the batch hold 0, not what the buffer held."""
     dist, batch, inputs, D = _setup("orthogonal", n=10)
-    for chunk in (10, 3):
+    idx = None if batch_idx is None else torch.tensor(batch_idx)
+    for chunk in (10, 3) if idx is None else (4, 3):
         objective = LabelObjective(batch.y)
-        loss, acc, grad = loss_and_grad(_net(D), inputs, objective, None, chunk)
+        loss, acc, grad = loss_and_grad(_net(D), inputs, objective, idx, chunk)
         out = torch.full_like(grad, 7.0)
-        loss_o, acc_o, grad_o = loss_and_grad(_net(D), inputs, objective, None, chunk, out=out)
+        loss_o, acc_o, grad_o = loss_and_grad(_net(D), inputs, objective, idx, chunk, out=out)
         assert grad_o.data_ptr() == out.data_ptr()
         assert torch.equal(out, grad) and torch.equal(loss_o, loss) and torch.equal(acc_o, acc)
+        if idx is not None:
+            assert bool((grad[..., 2 * 3 :] == 0).any())  # columns no patch of the batch reaches
 
 
 class _Backwards:
@@ -500,7 +506,6 @@ def test_training_keeps_its_state_on_the_device_of_the_parameters(optimizer, sam
     """Which runs are active, their steps and flow times are held next to the parameters (the SGD
     order is drawn on the CPU, as its generator is): under a meta default device training takes
     the same steps to the same weights as on the CPU."""
-    dist, batch, inputs, D = _setup("orthogonal", n=12)
     tcfg = TrainConfig(
         optimizer=optimizer,
         batch_size=5,
@@ -511,14 +516,22 @@ def test_training_keeps_its_state_on_the_device_of_the_parameters(optimizer, sam
         log_every=4,
         dtype="float64",
     )
+    res = _trained_on_cpu_and_on_meta_default(same_on_meta_default, tcfg, max_flow_time=2.5)
+    assert res.stopped_by == ["loss_threshold", "flow_time"] and res.history["step"].tolist()[:2] == [0, 4]
+
+
+def _trained_on_cpu_and_on_meta_default(same_on_meta_default, tcfg: TrainConfig, **kwargs):
+    """Two runs of ``train`` from the same weights, on the CPU and under a meta default device:
+    the same result (``same_on_meta_default``) and the same weights; the result."""
+    dist, batch, inputs, D = _setup("orthogonal", n=12)
     nets = [_net(D), _net(D)]
     trained = iter(nets)
     objective = LabelObjective(batch.y)
     res = same_on_meta_default(
-        lambda: train(next(trained), inputs, objective, 2, tcfg, max_flow_time=2.5), ignore=("seconds",)
+        lambda: train(next(trained), inputs, objective, 2, tcfg, **kwargs), ignore=("seconds",)
     )
-    assert res.stopped_by == ["loss_threshold", "flow_time"] and res.history["step"].tolist()[:2] == [0, 4]
     assert torch.equal(nets[0].weights, nets[1].weights)
+    return res
 
 
 class _Stop(Exception):
@@ -691,7 +704,6 @@ def test_the_relative_rule_reads_the_norms_taken_in_cache_at_every_step(monkeypa
 def test_the_relative_rule_keeps_its_norms_on_the_device_of_the_parameters(optimizer, same_on_meta_default):
     """The gradient's and the weights' row norms of the relative rule are made next to the
     parameters: under a meta default device the same steps to the same weights as on the CPU."""
-    dist, batch, inputs, D = _setup("orthogonal", n=12)
     tcfg = TrainConfig(
         optimizer=optimizer,
         batch_size=5,
@@ -702,8 +714,4 @@ def test_the_relative_rule_keeps_its_norms_on_the_device_of_the_parameters(optim
         loss_threshold=0.0,
         dtype="float64",
     )
-    nets = [_net(D), _net(D)]
-    trained = iter(nets)
-    objective = LabelObjective(batch.y)
-    same_on_meta_default(lambda: train(next(trained), inputs, objective, 2, tcfg), ignore=("seconds",))
-    assert torch.equal(nets[0].weights, nets[1].weights)
+    _trained_on_cpu_and_on_meta_default(same_on_meta_default, tcfg)
