@@ -213,14 +213,12 @@ class Driver:
         if self.out is not None:
             atomic_write_text(self.out / "config.toml", self.cfg.to_toml())
         todo = stages.resolve(self.protocol, self.cfg.protocol.stages)
-        if self.jobs > 1 and len(todo) > 1:
-            self.run_side_by_side(todo)
+        side_by_side = self.jobs > 1 and len(todo) > 1
+        waiting = self.record_saved(todo, keep_tensors=not side_by_side)
+        if side_by_side:
+            self.run_side_by_side(todo, waiting)
         else:
-            for stage in todo:
-                saved = self.saved(stage)
-                if saved is not None:
-                    self.record(stage, saved["json"], saved["tensors"], saved["seconds"], cached=True)
-                    continue
+            for stage in waiting:
                 part, tensors, seconds = self.compute_and_save(stage, self.stage_folder())
                 self.record(stage, part, tensors, seconds, cached=False)
         results = self.finish(complete=True)
@@ -254,6 +252,20 @@ class Driver:
         saved = load_tensors(path)
         return saved if saved.get("config_hash") == key else None
 
+    def record_saved(self, todo: list[str], keep_tensors: bool) -> list[str]:
+        """Record the stages of ``todo`` whose checkpoints a resumed run has (their tensors kept for
+        the stages after them, or, without ``keep_tensors``, left for the worker processes to
+        read from the checkpoints); return the others, still to compute, in order."""
+        waiting = []
+        for stage in todo:
+            saved = self.saved(stage)
+            if saved is None:
+                waiting.append(stage)
+            else:
+                tensors = saved["tensors"] if keep_tensors else None
+                self.record(stage, saved["json"], tensors, saved["seconds"], cached=True)
+        return waiting
+
     def record(self, stage: str, part: dict[str, Any], tensors: Any, seconds: float, cached: bool) -> None:
         """A finished (or loaded) stage: into the results, to the stages after it, reported, and
         ``results.json`` rewritten."""
@@ -266,22 +278,16 @@ class Driver:
         if self.out is not None:
             self.finish(complete=False)
 
-    def run_side_by_side(self, todo: list[str]) -> None:
-        """Run the stages of ``todo`` in ``self.jobs`` worker processes (:func:`compute_in_worker`):
-        a stage is handed out once the stages it needs are done, stages that others need first,
-        then in registry order. Checkpoints carry the tensors between processes (through a
-        temporary folder when the run has no output folder). Reports of the workers' trainings
-        reach this process's reporter; a failing stage stops the run (the finished ones are kept)."""
+    def run_side_by_side(self, todo: list[str], waiting: list[str]) -> None:
+        """Run the stages ``waiting`` of ``todo`` (the others are done) in ``self.jobs`` worker
+        processes (:func:`compute_in_worker`): a stage is handed out once the stages it needs are
+        done, stages that others need first, then in registry order. Checkpoints carry the
+        tensors between processes (through a temporary folder when the run has no output
+        folder). Reports of the workers' trainings reach this process's reporter; a failing stage
+        stops the run (the finished ones are kept)."""
         needed = {dep for stage in todo for dep in stages.get(self.protocol, stage).requires}
-        done: set[str] = set()
-        waiting: list[str] = []
-        for stage in todo:
-            saved = self.saved(stage)
-            if saved is None:
-                waiting.append(stage)
-            else:
-                self.record(stage, saved["json"], None, saved["seconds"], cached=True)
-                done.add(stage)
+        done = set(todo) - set(waiting)
+        waiting = list(waiting)
         if not waiting:
             return
         with tempfile.TemporaryDirectory(prefix="multiview-stages-") as scratch:
