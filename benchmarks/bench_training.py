@@ -1,7 +1,7 @@
-"""Training-step benchmarks: seed batching against a loop, and the step against the GEMM peak.
-
-Both use the ``default`` preset's shapes. Every ratio is measured in one process, one after the
-other, on the same device.
+"""Training-step benchmarks: seed batching against a loop, the step against the GEMM peak (both
+at the ``default`` preset's shapes), and the orthogonal model's step against main memory's
+bandwidth and against its roofline (at a preset's shapes; :func:`machine_roofline` for the whole
+machine). Every ratio is measured in one process, one after the other, on the same device.
 """
 
 from __future__ import annotations
