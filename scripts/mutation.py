@@ -3,6 +3,7 @@
     python scripts/mutation.py                     # every module of the science core
     python scripts/mutation.py bounds probes       # some of them
     python scripts/mutation.py --report            # the table of the last run, nothing rerun
+    python scripts/mutation.py --recheck-timeouts  # rerun the mutants that ran out of time, unlimited
 
 mutmut copies ``multiview/`` into ``mutants/`` with every mutant behind a switch, runs the selected
 test files once to learn which tests call which function, and then runs, for each mutant, only
@@ -13,6 +14,14 @@ ones listed with their reason in ``docs/testing.md``. Mutants named there under 
 says "not equivalent" are survivors whose reason is recorded: they count as survived. Survivors
 not named there at all are printed; the exit status is 1 when a module is below ``--fail-under``
 percent.
+
+A mutant that ran past mutmut's CPU-time limit is not thereby detected: the limit is a multiple of
+its tests' recorded time, and a mutant whose tests pass a little slower than that (a loaded
+machine, a worker process's accumulated CPU time) is cut off too. ``--recheck-timeouts`` runs each
+such mutant's tests again without the limit (only a wall-clock cap of ``--recheck-cap`` seconds)
+and records what they say: killed (a test failed), survived (all passed) or still out of time.
+Until rechecked, a mutant out of time counts as "timeout", which the kill rate counts as
+detected; a mutant listed as equivalent counts as equivalent whatever its status.
 """
 
 from __future__ import annotations
@@ -58,11 +67,47 @@ def run_mutmut(modules: list[str]) -> int:
     return subprocess.call(cmd, cwd=ROOT, env=env)
 
 
+def module_meta(module: str) -> Path:
+    """mutmut's record of a module's mutants (their exit codes among other things)."""
+    return ROOT / "mutants" / "multiview" / f"{module}.py.meta"
+
+
 def module_results(module: str) -> dict[str, int | None]:
-    meta = ROOT / "mutants" / "multiview" / f"{module}.py.meta"
+    meta = module_meta(module)
     if not meta.exists():
         return {}
     return json.loads(meta.read_text(encoding="utf-8"))["exit_code_by_key"]
+
+
+def recheck_timeouts(modules: list[str], cap_s: float) -> None:
+    """Run each mutant of ``modules`` that ran out of time against its tests (mutmut's map from
+    functions to tests) without the CPU-time limit, stopping at the first failure, and write the
+    exit code into mutmut's record: 1 (killed), 0 (survived), or the timeout code kept when the
+    tests run past ``cap_s`` seconds of wall time."""
+    stats = json.loads((ROOT / "mutants" / "mutmut-stats.json").read_text(encoding="utf-8"))
+    tests_of = stats["tests_by_mangled_function_name"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "PYTHONHASHSEED": "0"}
+    for module in modules:
+        meta_path = module_meta(module)
+        if not meta_path.exists():
+            continue
+        meta = json.loads(meta_path.read_text(encoding="utf-8"))
+        codes = meta["exit_code_by_key"]
+        for name in sorted(n for n, code in codes.items() if code in TIMEOUT):
+            tests = sorted(tests_of.get(name.rsplit("__mutmut_", 1)[0], []))
+            cmd = [sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider", *tests]
+            try:
+                done = subprocess.run(
+                    cmd, cwd=ROOT / "mutants", env={**env, "MUTANT_UNDER_TEST": name},
+                    capture_output=True, timeout=cap_s,
+                )  # fmt: skip
+                code = 1 if done.returncode == 1 else done.returncode
+            except subprocess.TimeoutExpired:
+                code = codes[name]
+            verdict = "killed" if code in KILLED else "survived" if code == 0 else "still out of time"
+            print(f"{name}: {verdict}")
+            codes[name] = code
+            meta_path.write_text(json.dumps(meta), encoding="utf-8")
 
 
 def report(modules: list[str], fail_under: float) -> int:
@@ -81,10 +126,10 @@ def report(modules: list[str], fail_under: float) -> int:
                 count["not checked"] += 1
             elif code in KILLED:
                 count["killed"] += 1
-            elif code in TIMEOUT:
-                count["timeout"] += 1
             elif name in equivalent:
                 count["equivalent"] += 1
+            elif code in TIMEOUT:
+                count["timeout"] += 1
             else:
                 count["survived"] += 1
                 if name in not_equivalent:
@@ -139,12 +184,20 @@ def main() -> int:
     parser.add_argument("modules", nargs="*", metavar="module", help="any of: " + ", ".join(CORE))
     parser.add_argument("--report", action="store_true", help="print the last run's table, run nothing")
     parser.add_argument("--fail-under", type=float, default=90.0, help="percent (default 90)")
+    parser.add_argument(
+        "--recheck-timeouts",
+        action="store_true",
+        help="rerun the mutants that ran out of time without the limit, then report",
+    )
+    parser.add_argument("--recheck-cap", type=float, default=600.0, help="wall seconds a recheck may take")
     args = parser.parse_args()
     unknown = sorted(set(args.modules) - set(CORE))
     if unknown:
         parser.error(f"not a module of the science core: {', '.join(unknown)}")
     modules = args.modules or list(CORE)
-    if not args.report:
+    if args.recheck_timeouts:
+        recheck_timeouts(modules, args.recheck_cap)
+    elif not args.report:
         code = run_mutmut(modules)
         if code != 0:
             print(f"mutmut exited with {code}", file=sys.stderr)
