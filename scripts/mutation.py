@@ -35,6 +35,8 @@ import sys
 from collections import Counter
 from pathlib import Path
 
+from multiview.files import atomic_write_text
+
 ROOT = Path(__file__).resolve().parents[1]
 CORE = ("data", "inputs", "model", "losses", "train", "probes", "evaluate", "ensemble", "bounds", "baselines")
 EQUIVALENT_LIST = ROOT / "docs" / "testing.md"
@@ -60,8 +62,12 @@ def listed_mutants() -> tuple[set[str], set[str]]:
     return equivalent, not_equivalent
 
 
+ONE_THREAD = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "PYTHONHASHSEED": "0"}
+"""The environment every mutant's tests run under: one thread per process, fixed hashing."""
+
+
 def run_mutmut(modules: list[str]) -> int:
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "PYTHONHASHSEED": "0"}
+    env = {**os.environ, **ONE_THREAD}
     patterns = [f"multiview.{m}.*" for m in modules]
     cmd = ["nice", "-n", "19", sys.executable, "-m", "mutmut", "run", "--max-children", "1", *patterns]
     return subprocess.call(cmd, cwd=ROOT, env=env)
@@ -86,7 +92,7 @@ def recheck_timeouts(modules: list[str], cap_s: float) -> None:
     tests run past ``cap_s`` seconds of wall time."""
     stats = json.loads((ROOT / "mutants" / "mutmut-stats.json").read_text(encoding="utf-8"))
     tests_of = stats["tests_by_mangled_function_name"]
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "PYTHONHASHSEED": "0"}
+    env = {**os.environ, **ONE_THREAD}
     for module in modules:
         meta_path = module_meta(module)
         if not meta_path.exists():
@@ -101,13 +107,20 @@ def recheck_timeouts(modules: list[str], cap_s: float) -> None:
                     cmd, cwd=ROOT / "mutants", env={**env, "MUTANT_UNDER_TEST": name},
                     capture_output=True, timeout=cap_s,
                 )  # fmt: skip
-                code = 1 if done.returncode == 1 else done.returncode
+                code = done.returncode
             except subprocess.TimeoutExpired:
                 code = codes[name]
-            verdict = "killed" if code in KILLED else "survived" if code == 0 else "still out of time"
+            if code in KILLED:
+                verdict = "killed"
+            elif code == 0:
+                verdict = "survived"
+            elif code in TIMEOUT:
+                verdict = "still out of time"
+            else:
+                verdict = f"pytest exit code {code}"
             print(f"{name}: {verdict}")
             codes[name] = code
-            meta_path.write_text(json.dumps(meta), encoding="utf-8")
+            atomic_write_text(meta_path, json.dumps(meta))  # a recheck cut short keeps the ones done
 
 
 def report(modules: list[str], fail_under: float) -> int:
