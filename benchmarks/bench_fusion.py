@@ -14,6 +14,12 @@ training set and initial weights (one thread):
    stay with torch: a gather is a copy, and the sums' order is torch's.
 2. **The feature product transposed**, (2k, n·P) @ (n·P, U) instead of (U, n·P) @ (n·P, 2k): the
    library's faster shape, checked for equality on the shapes of the presets.
+3. **The class factor spread over the patches** (:func:`multiview.model.times_class_factor`, taken):
+   the backward pass's product of the slopes (G, m, n, P) with dL/dF (G, 1, n, 1), broadcast, or
+   with dL/dF first spread to (G, 1, n, P).
+4. **Log-softmax over a middle axis** (:func:`multiview.losses.log_softmax_classes`, taken): the
+   loss's log-softmax over the classes of the (S, n, k) logits, forward and backward, by the
+   library's last-axis kernel or with the classes moved to a middle axis.
 
     python benchmarks/bench_fusion.py                       # paper_kd
     python benchmarks/bench_fusion.py --preset paper --out benchmarks/fusion-cpu.json
@@ -226,6 +232,42 @@ def main() -> int:
         "shapes that differ": differ,
     }
 
+    # 3. the class factor, broadcast along the patches or spread over them first
+    P = X.n_patches
+    per_class = slopes.view(R * k, m, n, P)
+    factor = logits.permute(0, 2, 1).reshape(R * k, 1, n, 1)
+    product = torch.empty_like(per_class)
+    spread = factor.expand(R * k, 1, n, P).contiguous()
+    report["class factor"] = {
+        "broadcast s": time_call(lambda: torch.mul(per_class, factor, out=product), CPU, 10, 2)["min"],
+        "spread s": time_call(
+            lambda: torch.mul(per_class, factor.expand(R * k, 1, n, P).contiguous(), out=product), CPU, 10, 2
+        )["min"],
+        "equal": bool(torch.equal(torch.mul(per_class, spread), per_class * factor)),
+        "spread taken": bool(m > 1 and (P * per_class.element_size()) % 64),
+    }
+
+    # 4. the loss's log-softmax: the last-axis kernel or the middle-axis route, forward + backward
+    from multiview.losses import log_softmax_middle_axis, middle_axis_route_agrees, same_bits
+
+    grad_out = torch.randn(logits.shape, generator=g)
+
+    def both_ways(route: Any) -> tuple:
+        leaf = logits.clone().requires_grad_(True)
+        out = route(leaf)
+        return out.detach(), torch.autograd.grad(out, leaf, grad_out)[0]
+
+    def last_axis(t: torch.Tensor) -> torch.Tensor:
+        return torch.log_softmax(t, dim=-1)
+
+    (out_a, grad_a), (out_b, grad_b) = both_ways(last_axis), both_ways(log_softmax_middle_axis)
+    report["log-softmax"] = {
+        "last axis s": time_call(lambda: both_ways(last_axis), CPU, 20, 2)["min"],
+        "middle axis s": time_call(lambda: both_ways(log_softmax_middle_axis), CPU, 20, 2)["min"],
+        "equal bits": same_bits(out_a, out_b) and same_bits(grad_a, grad_b),
+        "route taken": middle_axis_route_agrees(logits.dtype, k),
+    }
+
     print(f"{args.preset}: U = {U}, n·P = {n * X.n_patches}, q = {cfg.model.q}, one thread (ms)")
     f = report["forward"]
     print(f"forward, torch passes          {1e3 * f['torch passes s']:7.2f}")
@@ -245,6 +287,18 @@ def main() -> int:
         f"feature product                {1e3 * p['product s']:7.2f}; transposed "
         f"{1e3 * p['transposed s']:.2f} ({p['product s'] / p['transposed s']:.2f}×); "
         f"equal on {equal} of {p['shapes checked']} shapes"
+    )
+    c = report["class factor"]
+    print(
+        f"class factor, broadcast        {1e3 * c['broadcast s']:7.2f}; spread over the patches first "
+        f"{1e3 * c['spread s']:.2f} ({c['broadcast s'] / c['spread s']:.2f}×); equal: {c['equal']}; "
+        f"spread taken here: {c['spread taken']}"
+    )
+    ls = report["log-softmax"]
+    print(
+        f"log-softmax fw+bw, last axis   {1e3 * ls['last axis s']:7.3f}; middle axis "
+        f"{1e3 * ls['middle axis s']:.3f} ({ls['last axis s'] / ls['middle axis s']:.2f}×); "
+        f"same bits: {ls['equal bits']}; route taken: {ls['route taken']}"
     )
     if args.out:
         write_report(args.out, report)

@@ -135,14 +135,16 @@ def stream_triad(n: int, device: torch.device, dtype: torch.dtype = torch.float3
     return 3 * n * b.element_size() / t
 
 
-def _power_passes(q: int) -> int:
-    """Passes over a (U, n·P) array of t^(q−1) by repeated squaring (:func:`multiview.model.int_power`
-    with an output buffer): each square and each multiply reads and writes, the first factor is
-    copied into the output unless it is t² itself."""
+def _power_passes(q: int, buffers: bool = False) -> int:
+    """Passes over a (U, n·P) array of t^(q−1) by repeated squaring (:func:`multiview.model.int_power`):
+    each square reads and writes, each factor after the first reads two arrays and writes one;
+    the first factor is not copied but for q − 1 = 1 (t itself) and, with ``buffers`` (an output
+    and a scratch, as the blocked forward pass gives), an even q − 1 of more than one factor
+    (t^(2j) kept in the output before the next square overwrites the scratch)."""
     e = max(q - 1, 1)
     squarings = e.bit_length() - 1  # t², t⁴, … up to the highest bit of q − 1
-    multiplies = bin(e).count("1") - 1  # the other set bits, multiplied in place
-    copy = 0 if e == 2 else 2  # the first factor copied into the output (t² is written there)
+    multiplies = e.bit_count() - 1  # the other set bits
+    copy = 2 if e == 1 or (buffers and e % 2 == 0 and multiplies > 0) else 0
     return 2 * squarings + 3 * multiplies + copy
 
 
@@ -195,7 +197,7 @@ def orthogonal_step_cache_passes(q: int) -> dict[str, int]:
     """
     return {
         "pre-activations": 1 + 2 + 2,
-        "activation and derivative": 2 + 2 + _power_passes(q) - 1 + 2 + 2 + 4,
+        "activation and derivative": 2 + 2 + _power_passes(q, buffers=True) - 1 + 2 + 2 + 4,
         "per-class sums": 1,
         "backward": 1 + 1 + 1,
         "mean over examples": 2,

@@ -78,7 +78,7 @@ def main() -> int:
             report["step_vs_gemm"]["gaussian+compile"] = step_vs_gemm_peak(device, "gaussian", compiled=True)
     if "bandwidth" not in skip:
         report["step_vs_bandwidth"] = {
-            "default": step_vs_bandwidth(device, "default"),
+            "default": step_vs_bandwidth(device, "default", steps=50),
             "paper": step_vs_bandwidth(device, "paper", steps=5),
             "paper_kd": step_vs_bandwidth(device, "paper_kd", steps=5),
         }

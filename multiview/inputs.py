@@ -90,6 +90,7 @@ class OrthogonalInputs:
         default=None, init=False, repr=False, compare=False
     )
     _coef_t: Tensor | None = field(default=None, init=False, repr=False, compare=False)
+    _all_seen: bool | None = field(default=None, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         """``feature`` (n, P): the one feature each patch carries and ``feature_value`` (n, P) its
@@ -130,6 +131,14 @@ class OrthogonalInputs:
             feature=self.feature[index] if single else None,
             feature_value=self.feature_value[index] if single else None,
         )
+
+    @property
+    def all_seen(self) -> bool:
+        """Whether every example is a training example (no ``index`` of −1): its noise is among
+        the weights' coordinates. Worked out once per object."""
+        if self._all_seen is None:
+            self._all_seen = bool((self.index >= 0).all())
+        return self._all_seen
 
     def _noise_columns(self) -> tuple[slice | Tensor | None, Tensor]:
         """Where each patch's own noise coordinate lives in W: a slice when the examples are

@@ -99,31 +99,36 @@ def int_power(t: Tensor, e: int, out: Tensor | None = None, scratch: Tensor | No
     CPU); ``t`` is left as it was. Written into ``out`` when given; ``scratch`` (t's shape), when
     given, holds the squares, so that with both nothing is allocated. Without ``out`` the result
     is a new tensor, or ``scratch`` itself when the result is one of the squares (an even e). The
-    same products in the same order in every case.
+    same products in the same order in every case: one pass per square and per factor after the
+    first, the first factor never copied (but for an even e with more than one factor, when both
+    buffers are given).
     """
     result = None
     base = t
     while e:
         if e & 1:
-            if result is None:  # the first factor: a copy, never the caller's tensor
-                if out is None:
-                    result = base.clone() if base is t else base
-                else:
-                    result = base if base is out else out.copy_(base)
+            if result is None:  # the first factor, held where it is (t itself is only read);
+                # copied into ``out`` only if the squares to come would overwrite it
+                result = out.copy_(base) if out is not None and base is scratch and e > 1 else base
+            elif out is not None and result is not out:  # the second factor: no copy of the first
+                result = torch.mul(result, base, out=out)
+            elif result is t:
+                result = torch.mul(t, base)
             else:
                 result.mul_(base)
         e >>= 1
         if e:
-            if base is t:
-                last = e == 1 and result is None and out is not None  # t² is the result itself
-                base = (
-                    t * t if scratch is None and not last else torch.mul(t, t, out=out if last else scratch)
-                )
+            if e == 1 and result is None and out is not None:  # the last square is the result
+                base = torch.mul(base, base, out=out)
+            elif base is t:
+                base = t * t if scratch is None else torch.mul(t, t, out=scratch)
             elif scratch is not None and result is not base:
                 base = base.mul_(base)
             else:
                 base = base * base  # a new tensor: ``result`` may hold the previous one
     assert result is not None
+    if result is t:  # e = 1: a copy, never the caller's tensor
+        result = t.clone() if out is None else out.copy_(t)
     return result
 
 
@@ -164,7 +169,8 @@ def backprop_to_weights(
     if groups is None:
         if not consume:
             slope = slope.clone()
-        g = slope.view(R, k, m, n, P).mul_(dlogits.permute(0, 2, 1)[:, :, None, :, None])
+        per_class = slope.view(R * k, m, n, P)
+        g = times_class_factor(per_class, dlogits.permute(0, 2, 1).reshape(R * k, 1, n, 1), per_class)
         flat_out = None if out is None else out.view(R * k * m, D)
         grad = inputs.weight_grad(g.view(R * k * m, n * P), flat_out, accumulate).view(R, k, m, D)
         if mean_over != 1:
@@ -181,7 +187,7 @@ def backprop_to_weights(
     for start in range(0, R * k, groups):
         block = slice(start, start + groups)
         size = per_class[block].numel()  # scaled into the scratch: the slopes are only read
-        signal = torch.mul(per_class[block], factor[block], out=scratch[:size].view_as(per_class[block]))
+        signal = times_class_factor(per_class[block], factor[block], scratch[:size].view_as(per_class[block]))
         rows = flat_out[block].view(-1, D)
         inputs.weight_grad(signal.view(-1, n * P), rows, accumulate)
         if mean_over != 1:
@@ -189,6 +195,21 @@ def backprop_to_weights(
         if norms is not None:
             torch.linalg.vector_norm(flat_out[block], dim=-1, out=norms[block])
     return out
+
+
+def times_class_factor(per_class: Tensor, factor: Tensor, out: Tensor) -> Tensor:
+    """``per_class`` (G, m, n, P) times ``factor`` (G, 1, n, 1), one number per (class, example),
+    written into ``out`` (G, m, n, P), which may be ``per_class`` itself.
+
+    On a CPU, when a row of P patches is not a whole number of 64-byte vectors and m > 1, the
+    factor is first spread over the patches (a (G, 1, n, P) array, 1/m of the result): the
+    library's product broadcasting along a short last axis runs 2–3 times slower than a product
+    broadcasting only along m (``benchmarks/bench_fusion.py``). The same products either way.
+    """
+    P = per_class.shape[-1]
+    if per_class.device.type == "cpu" and per_class.shape[1] > 1 and (P * per_class.element_size()) % 64:
+        factor = factor.expand(*factor.shape[:-1], P).contiguous()
+    return torch.mul(per_class, factor, out=out)
 
 
 def unit_blocks(inputs: Inputs, slope: Tensor, shape: tuple[int, ...]) -> int | None:
@@ -334,7 +355,7 @@ class TwoLayerCNN:
             not isinstance(inputs, OrthogonalInputs)
             or self.weights.device.type != "cpu"
             or precision.compiling()
-            or not bool((inputs.index >= 0).all())
+            or not inputs.all_seen
         ):
             return n
         per_example = patch_scratch_bytes(inputs, self.weights, 3)

@@ -59,7 +59,7 @@ class Objective(Protocol):
 
     def combine(self, logits: Tensor) -> Tensor: ...
 
-    def __call__(self, run_logits: Tensor, idx: Tensor) -> tuple[Tensor, Tensor]: ...
+    def __call__(self, run_logits: Tensor, idx: Tensor | slice) -> tuple[Tensor, Tensor]: ...
 
 
 ProbeFn = Callable[[Tensor], dict[str, Tensor]]
@@ -128,9 +128,11 @@ def loss_and_grad(
     need_grad: bool = True,
     out: Tensor | None = None,
     grad_norms: Tensor | None = None,
-) -> tuple[Tensor, Tensor, Tensor | None]:
+    accuracy: bool = True,
+) -> tuple[Tensor, Tensor | None, Tensor | None]:
     """Mean report loss (G,), training accuracy (G,) and mean gradient over examples ``idx``
-    (``None``: all examples, in order, taken as slices without copies).
+    (``None``: all examples, in order, taken as slices without copies). Without ``accuracy``,
+    the accuracy is not taken (None).
 
     Works chunk by chunk: the scratch memory is that of ``chunk`` examples. ``out`` (the
     parameters' shape), when given, receives the gradient: a buffer reused from step to step
@@ -147,7 +149,7 @@ def loss_and_grad(
         out.zero_()
     for start in range(0, n, chunk):
         if idx is None:
-            sub = torch.arange(start, min(start + chunk, n), device=objective.y.device)
+            sub: Tensor | slice = slice(start, min(start + chunk, n))
             Xc = X[start : start + chunk] if (start > 0 or chunk < n) else X
         else:
             sub = idx[start : start + chunk]
@@ -170,11 +172,12 @@ def loss_and_grad(
                 mean_over=n if last else 1,
                 grad_norms=grad_norms if last else None,
             )
-        ok = margin_correct(run_logits.detach(), objective.y[sub]).sum(-1)
+        if accuracy:
+            ok = margin_correct(run_logits.detach(), objective.y[sub]).sum(-1)
+            correct = ok if correct is None else correct + ok
         total_loss = report.detach() if total_loss is None else total_loss + report.detach()
-        correct = ok if correct is None else correct + ok
-    assert total_loss is not None and correct is not None
-    return total_loss / n, correct.to(total_loss.dtype) / n, grad
+    assert total_loss is not None
+    return total_loss / n, None if correct is None else correct.to(total_loss.dtype) / n, grad
 
 
 def step_sizes(
@@ -296,13 +299,16 @@ def train(
                 order = torch.cat([order, torch.randperm(N, generator=shuffle, device="cpu")])
             batch_idx, order = order[: cfg.batch_size].to(device), order[cfg.batch_size :]
         logging = step % cfg.log_every == 0 or step == max_steps
+        accuracy: Tensor | None = None
         if sgd:
             if logging:
-                loss, acc, _ = loss_and_grad(learner, X, objective, None, chunk, need_grad=False)
+                loss, accuracy, _ = loss_and_grad(learner, X, objective, None, chunk, need_grad=False)
             if step < max_steps:  # the last step only reports
-                _, _, grad = loss_and_grad(learner, X, objective, batch_idx, chunk, grad_norms=grad_norms)
-        else:
-            loss, acc, grad = loss_and_grad(
+                _, _, grad = loss_and_grad(
+                    learner, X, objective, batch_idx, chunk, grad_norms=grad_norms, accuracy=False
+                )
+        else:  # the accuracy only where it is recorded: of the training set as this step sees it
+            loss, accuracy, grad = loss_and_grad(
                 learner,
                 X,
                 objective,
@@ -311,16 +317,22 @@ def train(
                 need_grad=step < max_steps,
                 out=grad_buffer,
                 grad_norms=grad_norms,
+                accuracy=logging,
             )
         if not sgd or logging:
             active &= ~(loss < threshold)
         if max_flow_time is not None:
             active &= flow_time < max_flow_time
-        if logging or not bool(active.any()):
+        running = bool(active.any())
+        if logging or not running:
+            if accuracy is None and not sgd:  # every run stopped between records (same weights)
+                _, accuracy, _ = loss_and_grad(learner, X, objective, None, chunk, need_grad=False)
+            if accuracy is not None:
+                acc = accuracy
             record(step, loss, acc)
         if progress is not None:
             progress(step, max_steps, int(active.sum()), float(loss.max()))
-        if step == max_steps or not bool(active.any()):
+        if step == max_steps or not running:
             break
         assert grad is not None
         eta = step_sizes(params, grad, n_runs, cfg, param_norms, grad_norms) * active

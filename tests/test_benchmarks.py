@@ -81,14 +81,14 @@ def test_the_step_pass_model_counts_main_memory_passes():
     """Blocked: the forward pass only reads the noise coordinates and writes the slopes, the
     backward pass reads the slopes (scaled into a scratch block) and writes the gradient, the
     update reads two arrays and writes one; whole: each pass, with t^(q−1) by repeated squaring
-    (q − 1 = 2: t² written in place of a copy); the blocked step's passes in cache and in main
+    (no copy of the first factor but t itself); the blocked step's passes in cache and in main
     memory are together every pass of the whole step, category by category."""
     from benchmarks.bench_training import orthogonal_step_cache_passes, orthogonal_step_passes
 
     backward = 5 + 2 + 2 + 3
     for q in (3, 6):
         assert sum(orthogonal_step_passes(q, blocked=True).values()) == 2 + 2 + 3
-    power = {2: 2, 3: 2 + 2 + 3, 5: 2 + 2 + 2 + 3}  # q − 1 → passes: copy, squares, multiplies
+    power = {1: 2, 2: 2, 3: 2 + 3, 4: 2 + 2, 5: 2 + 2 + 3}  # q − 1 → passes: copy, squares, multiplies
     for q, passes in power.items():
         whole = orthogonal_step_passes(q + 1, blocked=False)
         assert whole["activation and derivative"] == 12 + passes
@@ -100,6 +100,10 @@ def test_the_step_pass_model_counts_main_memory_passes():
         assert sum(cache[c] for c in forward) + in_forward == sum(whole[c] for c in forward)
         assert cache["update"] + blocked["update"] == whole["update"] + 1  # the rows' norms
         assert cache["step size"] == whole["step size"] - 1  # the other norm is the update's
+    # t⁶ into both buffers of a block: t² is kept in the output before t⁴ overwrites the scratch
+    whole, cache = orthogonal_step_passes(7, blocked=False), orthogonal_step_cache_passes(7)
+    assert whole["activation and derivative"] == 12 + 2 + 2 + 3
+    assert cache["activation and derivative"] == 12 + 2 + 2 + 3 + 2 - 1
 
 
 def test_the_roofline_adds_each_level_at_its_measured_limit(monkeypatch):

@@ -5,13 +5,19 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 import torch
+from torch.utils._python_dispatch import TorchDispatchMode
 
 from multiview.losses import (
     TheoryKDObjective,
     cross_entropy,
+    log_softmax_classes,
+    log_softmax_middle_axis,
     margin_correct,
+    middle_axis_route_agrees,
     practical_kd_loss,
+    same_bits,
     theory_kd_coefficient,
 )
 
@@ -72,3 +78,77 @@ def test_losses_sum_over_examples_and_keep_every_leading_axis():
         assert loss(S[0]).shape == () and torch.allclose(loss(S[0]), per_set[0], rtol=1e-12)
         stacked = torch.stack([S, S.flip(0)])  # (2, R, n, k)
         assert torch.allclose(loss(stacked), torch.stack([per_set, per_set.flip(0)]), rtol=1e-12)
+
+
+def _spread_logits(shape: tuple[int, ...], dtype: torch.dtype, seed: int) -> torch.Tensor:
+    """Logits whose rows span seven orders of magnitude."""
+    g = torch.Generator().manual_seed(seed)
+    scale = 10 ** torch.empty(*shape[:-1], 1, dtype=torch.float64).uniform_(-4, 3, generator=g)
+    return (torch.randn(*shape, generator=g, dtype=torch.float64) * scale).to(dtype)
+
+
+def _forward_and_backward(fn, x: torch.Tensor, grad_out: torch.Tensor):
+    leaf = x.clone().requires_grad_(True)
+    out = fn(leaf)
+    (grad,) = torch.autograd.grad(out, leaf, grad_out)
+    return out.detach(), grad
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("k", [2, 6, 10, 15, 16, 20])
+def test_log_softmax_over_the_classes_is_the_library_kernel_bit_for_bit(dtype, k):
+    """Whichever route it takes, forward and backward, on shapes with and without leading axes
+    and with numbers of examples that are and are not a multiple of the padding."""
+    for seed, shape in enumerate([(8, 180, k), (3, 7, k), (50, k), (2, 3, 41, k), (1, 2048, k)]):
+        x = _spread_logits(shape, dtype, seed)
+        grad_out = _spread_logits(shape, dtype, seed + 100)
+        want = _forward_and_backward(lambda t: torch.log_softmax(t, dim=-1), x, grad_out)
+        got = _forward_and_backward(log_softmax_classes, x, grad_out)
+        assert same_bits(got[0], want[0]) and same_bits(got[1], want[1]), shape
+        assert got[0].stride() == want[0].stride()  # laid out as the library's result
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("k", [3, 6, 8, 9, 10, 16])
+def test_the_route_check_agrees_with_a_wide_comparison(dtype, k):
+    """The one-time check of :func:`middle_axis_route_agrees` says what a comparison on 40 times
+    as many logits finds: the middle-axis route equal to the last-axis kernel, or not."""
+    equal = True
+    for seed, shape in enumerate([(8, 180, k), (4, 5000, k), (2, 3, 41, k), (8, 6000, k)]):
+        x = _spread_logits(shape, dtype, 1000 + seed)
+        grad_out = _spread_logits(shape, dtype, 2000 + seed)
+        want = _forward_and_backward(lambda t: torch.log_softmax(t, dim=-1), x, grad_out)
+        got = _forward_and_backward(log_softmax_middle_axis, x, grad_out)
+        equal &= same_bits(got[0], want[0]) and same_bits(got[1], want[1])
+    assert middle_axis_route_agrees(dtype, k) == equal
+
+
+class _LogSoftmaxAxes(TorchDispatchMode):
+    """The axes the library's log-softmax kernels are called on."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.axes: list[int] = []
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        if func is torch.ops.aten._log_softmax.default:
+            self.axes.append(args[1] % args[0].dim())
+        return func(*args, **(kwargs or {}))
+
+
+def test_cross_entropy_takes_the_middle_axis_route_where_the_check_agrees(monkeypatch):
+    logits = _spread_logits((8, 180, 6), torch.float32, 0)
+    y = torch.randint(0, 6, (180,), generator=torch.Generator().manual_seed(0))
+    for agrees, axis in ((True, 1), (False, 2)):
+        monkeypatch.setattr("multiview.losses.middle_axis_route_agrees", lambda dtype, k, a=agrees: a)
+        with _LogSoftmaxAxes() as seen:
+            cross_entropy(logits, y)
+        assert seen.axes == [axis]
+
+
+def test_same_bits_tells_the_signs_of_zero_apart():
+    assert same_bits(torch.tensor([0.0, 1.5]), torch.tensor([0.0, 1.5]))
+    assert not same_bits(torch.tensor([0.0, 1.5]), torch.tensor([-0.0, 1.5]))
+    assert torch.equal(torch.tensor([0.0]), torch.tensor([-0.0]))  # what torch.equal misses
+    assert not same_bits(torch.zeros(2), torch.zeros(3))
+    assert not same_bits(torch.zeros(2), torch.zeros(2, dtype=torch.float64))

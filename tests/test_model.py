@@ -24,6 +24,7 @@ from multiview.model import (
     logits_and_slopes,
     smoothed_relu,
     smoothed_relu_grad,
+    times_class_factor,
 )
 
 GOLDEN = json.loads((Path(__file__).parent / "golden" / "smoothed_relu.json").read_text())["smoothed_relu"]
@@ -217,6 +218,61 @@ def test_int_power_into_buffers_allocates_nothing_and_gives_the_same_numbers():
         assert torch.equal(t, original)
         if e == 2:  # t² is written straight into ``out``: the scratch is not touched
             assert scratch.isnan().all()
+
+
+class _Operations(TorchDispatchMode):
+    """The names of the library operations run under it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.names: list[str] = []
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        self.names.append(func.__name__)
+        return func(*args, **(kwargs or {}))
+
+
+@pytest.mark.parametrize("buffers", ["none", "out", "both"])
+def test_int_power_takes_one_pass_a_product_and_copies_nothing(buffers):
+    """One multiplication per square and per factor after the first, in the order of the
+    squares: t⁵ = t·(t²)², t⁶ = t²·(t²)², t⁷ = (t·t²)·(t²)²; no copy once e ≥ 2 (one for t⁶ into
+    both buffers)."""
+    t = torch.rand(64, generator=torch.Generator().manual_seed(2), dtype=torch.float32) * 1.3
+    sq = t * t
+    fourth = sq * sq
+    expected = {2: sq, 3: t * sq, 4: fourth, 5: t * fourth, 6: sq * fourth, 7: (t * sq) * fourth}
+    for e, want in expected.items():
+        out = None if buffers == "none" else torch.empty_like(t)
+        scratch = torch.empty_like(t) if buffers == "both" else None
+        with _Operations() as ops:
+            result = int_power(t, e, out, scratch)
+        squares, factors = e.bit_length() - 1, e.bit_count() - 1
+        products = [name for name in ops.names if name.startswith("mul")]
+        # t⁶ into both buffers: t² (in the scratch) is kept in ``out`` before t⁴ overwrites it
+        copies = 1 if (buffers, e) == ("both", 6) else 0
+        assert len(products) == squares + factors and len(ops.names) == len(products) + copies, (e, ops.names)
+        assert result is out or buffers == "none"
+        assert torch.equal(result, want), e
+
+
+def test_times_class_factor_is_the_broadcast_product_whichever_way_it_goes():
+    """Spread over the patches first (P = 12, 9: rows of P float32 numbers that are not whole
+    64-byte vectors, m > 1) or broadcast (P = 16, or m = 1): the broadcast product's numbers, into
+    ``out`` or in place."""
+    g = torch.Generator().manual_seed(3)
+    for G, m, n, P in [(12, 4, 30, 12), (12, 4, 30, 9), (12, 4, 30, 16), (12, 1, 30, 12)]:
+        values = torch.randn(G, m, n, P, generator=g)
+        factor = torch.randn(G, 1, n, 1, generator=g)
+        want = values * factor
+        spread = m > 1 and P % 16 != 0
+        out = torch.empty_like(values)
+        with _Operations() as ops:
+            got = times_class_factor(values, factor, out)
+        assert got is out and torch.equal(got, want)
+        copies = [name for name in ops.names if name.startswith(("clone", "copy_"))]
+        assert len(copies) == spread, (P, m, ops.names)
+        in_place = values.clone()
+        assert times_class_factor(in_place, factor, in_place) is in_place and torch.equal(in_place, want)
 
 
 def test_int_power_with_one_of_its_buffers():

@@ -250,6 +250,14 @@ def test_loss_accuracy_and_gradient_are_means_over_the_examples():
         TwoLayerCNN(W.clone(), 3, 0.1), inputs, LabelObjective(batch.y), None, 4, False
     )
     assert none is None
+    for idx in (None, torch.tensor([7, 2, 5, 0])):  # without the accuracy: the same loss and gradient
+        loss, accuracy, grad = loss_and_grad(
+            TwoLayerCNN(W.clone(), 3, 0.1), inputs, LabelObjective(batch.y), idx, 3
+        )
+        loss_n, none, grad_n = loss_and_grad(
+            TwoLayerCNN(W.clone(), 3, 0.1), inputs, LabelObjective(batch.y), idx, 3, accuracy=False
+        )
+        assert none is None and torch.equal(loss_n, loss) and torch.equal(grad_n, grad)
 
 
 @pytest.mark.parametrize("batch_idx", [None, [7, 2, 5, 2]])
@@ -404,6 +412,28 @@ def test_history_every_log_every_steps_and_at_the_end():
     stop = float(np.nextafter(float(one.final_loss[0]), np.inf))
     early = train(_net(D, [0]), inputs, LabelObjective(batch.y), 1, tcfg, loss_threshold=stop)
     assert early.steps.tolist() == [7] and early.history["step"].tolist() == [0, 3, 6, 7]
+    # its accuracy is that of its final weights, as when step 7 is a record anyway
+    assert torch.equal(early.final_train_accuracy, one.final_train_accuracy)
+    assert torch.equal(early.history["train_accuracy"], one.history["train_accuracy"])
+    net = _net(D, [0])
+    train(net, inputs, LabelObjective(batch.y), 1, tcfg, loss_threshold=stop)
+    logits = net.logits(inputs)
+    assert torch.equal(early.final_train_accuracy, margin_correct(logits, batch.y).double().mean(-1))
+
+
+def test_gradient_descent_takes_the_accuracy_only_where_it_is_recorded(monkeypatch):
+    """The accuracy costs a few small operations a step: taken at the records (every
+    ``log_every`` steps and the last) only, never on the steps between."""
+    import multiview.train as trainer
+
+    dist, batch, inputs, D = _setup("orthogonal", n=12)
+    taken = []
+    monkeypatch.setattr(trainer, "margin_correct", lambda *a: taken.append(1) or margin_correct(*a))
+    tcfg = TrainConfig(
+        step="constant", lr=1.0, max_steps=50, loss_threshold=0.0, log_every=3, dtype="float64"
+    )
+    res = train(_net(D), inputs, LabelObjective(batch.y), 2, tcfg, max_steps=7)
+    assert len(taken) == 4 and res.history["step"].tolist() == [0, 3, 6, 7]
 
 
 def test_a_run_stops_at_the_first_step_below_the_threshold_whatever_the_logging():
