@@ -137,13 +137,19 @@ class _LogSoftmaxAxes(TorchDispatchMode):
 
 
 def test_cross_entropy_takes_the_middle_axis_route_where_the_check_agrees(monkeypatch):
-    logits = _spread_logits((8, 180, 6), torch.float32, 0)
+    """On a CPU, for logits (..., n, k) with the examples' axis: the middle axis where the check
+    agrees, the last otherwise; one class axis alone, or another device: the last axis."""
     y = torch.randint(0, 6, (180,), generator=torch.Generator().manual_seed(0))
-    for agrees, axis in ((True, 1), (False, 2)):
+    for agrees in (True, False):
         monkeypatch.setattr("multiview.losses.middle_axis_route_agrees", lambda dtype, k, a=agrees: a)
+        for shape in ((8, 180, 6), (180, 6)):
+            with _LogSoftmaxAxes() as seen:
+                cross_entropy(_spread_logits(shape, torch.float32, 0), y)
+            assert seen.axes == [len(shape) - (2 if agrees else 1)], shape
         with _LogSoftmaxAxes() as seen:
-            cross_entropy(logits, y)
-        assert seen.axes == [axis]
+            log_softmax_classes(torch.randn(6))
+            log_softmax_classes(torch.randn(8, 180, 6, device="meta"))
+        assert seen.axes == [0, 2]
 
 
 def test_same_bits_tells_the_signs_of_zero_apart():
@@ -152,3 +158,6 @@ def test_same_bits_tells_the_signs_of_zero_apart():
     assert torch.equal(torch.tensor([0.0]), torch.tensor([-0.0]))  # what torch.equal misses
     assert not same_bits(torch.zeros(2), torch.zeros(3))
     assert not same_bits(torch.zeros(2), torch.zeros(2, dtype=torch.float64))
+    for dtype in (torch.float16, torch.bfloat16, torch.float32, torch.float64):
+        zeros = torch.zeros(3, dtype=dtype)
+        assert same_bits(zeros, zeros.clone()) and not same_bits(zeros, -zeros)

@@ -257,10 +257,10 @@ def test_int_power_takes_one_pass_a_product_and_copies_nothing(buffers):
 
 def test_times_class_factor_is_the_broadcast_product_whichever_way_it_goes():
     """Spread over the patches first (P = 12, 9: rows of P float32 numbers that are not whole
-    64-byte vectors, m > 1) or broadcast (P = 16, or m = 1): the broadcast product's numbers, into
+    64-byte vectors, m ≥ 2) or broadcast (P = 16, or m = 1): the broadcast product's numbers, into
     ``out`` or in place."""
     g = torch.Generator().manual_seed(3)
-    for G, m, n, P in [(12, 4, 30, 12), (12, 4, 30, 9), (12, 4, 30, 16), (12, 1, 30, 12)]:
+    for G, m, n, P in [(12, 4, 30, 12), (12, 2, 30, 12), (12, 4, 30, 9), (12, 4, 30, 16), (12, 1, 30, 12)]:
         values = torch.randn(G, m, n, P, generator=g)
         factor = torch.randn(G, 1, n, 1, generator=g)
         want = values * factor

@@ -421,19 +421,58 @@ def test_history_every_log_every_steps_and_at_the_end():
     assert torch.equal(early.final_train_accuracy, margin_correct(logits, batch.y).double().mean(-1))
 
 
-def test_gradient_descent_takes_the_accuracy_only_where_it_is_recorded(monkeypatch):
+class _Counted(TwoLayerCNN):
+    """A CNN that counts its forward and backward passes."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.calls = {"forward": 0, "backward": 0}
+
+    def forward(self, inputs):
+        self.calls["forward"] += 1
+        return super().forward(inputs)
+
+    def backward(self, *args, **kwargs):
+        self.calls["backward"] += 1
+        return super().backward(*args, **kwargs)
+
+
+@pytest.mark.parametrize("optimizer", ["gd", "sgd"])
+def test_the_accuracy_is_taken_only_where_it_is_recorded(monkeypatch, optimizer):
     """The accuracy costs a few small operations a step: taken at the records (every
-    ``log_every`` steps and the last) only, never on the steps between."""
+    ``log_every`` steps and the last) only, never on the steps between, and without another
+    pass over the data (gradient descent: one forward pass a step, one backward pass a step that
+    moves the weights). A gradient-descent run that stops between two records has the accuracy
+    of its final weights taken once more, without a gradient."""
     import multiview.train as trainer
 
     dist, batch, inputs, D = _setup("orthogonal", n=12)
     taken = []
     monkeypatch.setattr(trainer, "margin_correct", lambda *a: taken.append(1) or margin_correct(*a))
     tcfg = TrainConfig(
-        step="constant", lr=1.0, max_steps=50, loss_threshold=0.0, log_every=3, dtype="float64"
+        optimizer=optimizer,
+        batch_size=4 if optimizer == "sgd" else 0,
+        step="constant",
+        lr=1.0,
+        max_steps=50,
+        loss_threshold=0.0,
+        log_every=3,
+        dtype="float64",
     )
-    res = train(_net(D), inputs, LabelObjective(batch.y), 2, tcfg, max_steps=7)
+    net = _Counted(_net(D).weights, 3, 0.1, 0.05)
+    res = train(net, inputs, LabelObjective(batch.y), 2, tcfg, max_steps=7)
     assert len(taken) == 4 and res.history["step"].tolist() == [0, 3, 6, 7]
+    forwards = 8 if optimizer == "gd" else 4 + 7  # SGD: the records over the data, a batch a step
+    assert net.calls == {"forward": forwards, "backward": 7}
+    if optimizer == "sgd":
+        return
+    one = train(_net(D, [0]), inputs, LabelObjective(batch.y), 1, tcfg, max_steps=7)
+    stop = float(np.nextafter(float(one.final_loss[0]), np.inf))
+    taken.clear()
+    net = _Counted(_net(D, [0]).weights, 3, 0.1, 0.05)
+    early = train(net, inputs, LabelObjective(batch.y), 1, tcfg, loss_threshold=stop)
+    assert early.steps.tolist() == [7] and len(taken) == 4  # steps 0, 3, 6 and the stop at 7
+    assert net.calls == {"forward": 9, "backward": 8}  # the stop step's pass took its gradient
 
 
 def test_a_run_stops_at_the_first_step_below_the_threshold_whatever_the_logging():
