@@ -7,8 +7,11 @@ models for STEPS steps, then students against their mean logits with each KD obj
 practical one and the paper's), and saves their weights, losses and accuracies:
 
     python scripts/training_fingerprint.py paper_kd 40 /tmp/new.pt
-    (cd ../old-checkout && PYTHONPATH=. python scripts/training_fingerprint.py paper_kd 40 /tmp/old.pt)
+    PYTHONPATH=../old-checkout python scripts/training_fingerprint.py paper_kd 40 /tmp/old.pt
     python scripts/training_fingerprint.py --compare /tmp/old.pt /tmp/new.pt
+
+The package imported is the one Python finds first: ``PYTHONPATH`` puts another checkout's
+``multiview`` before the one installed (or this checkout's, which is the last resort).
 
 ``--compare`` prints each saved tensor and whether its bits are the same (−0 and +0 differ);
 its exit status is 1 when any differs. One thread; the test set is cut to 200 examples (it is
@@ -24,7 +27,7 @@ from pathlib import Path
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.append(str(Path(__file__).resolve().parents[1]))  # the last resort: see above
 
 
 def fingerprint(preset: str, steps: int) -> dict[str, torch.Tensor]:
@@ -95,6 +98,9 @@ def main() -> int:
     from multiview.threads import use_threads
 
     use_threads(1)
+    import multiview
+
+    print(f"multiview from {Path(multiview.__file__).parent}")
     saved = fingerprint(args.preset, args.steps)
     atomic_write(Path(args.out), lambda handle: torch.save(saved, handle))
     print(f"saved: {args.out}")
