@@ -369,3 +369,11 @@ def test_fresh_coordinates_of_weights_that_start_at_zero_are_zeros_drawn_from_no
     monkeypatch.setattr(torch, "randn", no_draw)
     zero = unseen.noise_coordinates(W, 0.0, 11)
     assert torch.equal(zero, torch.zeros(7, 20)) and torch.equal(zero, drawn * 0)
+
+
+@pytest.mark.parametrize("name", list(_views()))
+def test_all_seen_says_whether_every_example_is_a_training_example(name):
+    inputs = _views()[name]
+    assert inputs.all_seen == bool((inputs.index >= 0).all())
+    assert inputs.all_seen == (name not in ("seen and unseen", "unseen, first seen", "unseen"))
+    assert inputs[0:1].all_seen == bool(inputs.index[0] >= 0)  # a part works it out anew

@@ -161,3 +161,17 @@ def test_same_bits_tells_the_signs_of_zero_apart():
     for dtype in (torch.float16, torch.bfloat16, torch.float32, torch.float64):
         zeros = torch.zeros(3, dtype=dtype)
         assert same_bits(zeros, zeros.clone()) and not same_bits(zeros, -zeros)
+
+
+def test_the_route_check_runs_whatever_the_callers_mode():
+    """The one-time check takes a gradient of its own: under ``torch.no_grad`` or
+    ``torch.inference_mode`` it still runs, and the loss gives the library's numbers."""
+    logits = _spread_logits((4, 37, 7), torch.float32, 3)
+    y = torch.randint(0, 7, (37,), generator=torch.Generator().manual_seed(1))
+    want = -torch.log_softmax(logits, dim=-1).gather(-1, y.expand(4, 37).unsqueeze(-1)).squeeze(-1).sum(-1)
+    for mode in (torch.no_grad, torch.inference_mode):
+        middle_axis_route_agrees.cache_clear()
+        with mode():
+            got = cross_entropy(logits, y)
+        assert same_bits(got, want)
+        assert middle_axis_route_agrees.cache_info().currsize == 1
