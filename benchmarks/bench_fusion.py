@@ -232,6 +232,15 @@ def main() -> int:
         "shapes that differ": differ,
     }
 
+    from multiview.losses import (
+        log_softmax_last_axis,
+        log_softmax_middle_axis,
+        middle_axis_route_agrees,
+        output_and_grad,
+        same_bits,
+    )
+    from multiview.model import spreads_class_factor
+
     # 3. the class factor, broadcast along the patches or spread over them first
     P = X.n_patches
     per_class = slopes.view(R * k, m, n, P)
@@ -244,26 +253,20 @@ def main() -> int:
             lambda: torch.mul(per_class, factor.expand(R * k, 1, n, P).contiguous(), out=product), CPU, 10, 2
         )["min"],
         "equal": bool(torch.equal(torch.mul(per_class, spread), per_class * factor)),
-        "spread taken": bool(m > 1 and (P * per_class.element_size()) % 64),
+        "spread taken": spreads_class_factor(per_class),
     }
 
     # 4. the loss's log-softmax: the last-axis kernel or the middle-axis route, forward + backward
-    from multiview.losses import log_softmax_middle_axis, middle_axis_route_agrees, same_bits
-
     grad_out = torch.randn(logits.shape, generator=g)
-
-    def both_ways(route: Any) -> tuple:
-        leaf = logits.clone().requires_grad_(True)
-        out = route(leaf)
-        return out.detach(), torch.autograd.grad(out, leaf, grad_out)[0]
-
-    def last_axis(t: torch.Tensor) -> torch.Tensor:
-        return torch.log_softmax(t, dim=-1)
-
-    (out_a, grad_a), (out_b, grad_b) = both_ways(last_axis), both_ways(log_softmax_middle_axis)
+    out_a, grad_a = output_and_grad(log_softmax_last_axis, logits, grad_out)
+    out_b, grad_b = output_and_grad(log_softmax_middle_axis, logits, grad_out)
     report["log-softmax"] = {
-        "last axis s": time_call(lambda: both_ways(last_axis), CPU, 20, 2)["min"],
-        "middle axis s": time_call(lambda: both_ways(log_softmax_middle_axis), CPU, 20, 2)["min"],
+        "last axis s": time_call(
+            lambda: output_and_grad(log_softmax_last_axis, logits, grad_out), CPU, 20, 2
+        )["min"],
+        "middle axis s": time_call(
+            lambda: output_and_grad(log_softmax_middle_axis, logits, grad_out), CPU, 20, 2
+        )["min"],
         "equal bits": same_bits(out_a, out_b) and same_bits(grad_a, grad_b),
         "route taken": middle_axis_route_agrees(logits.dtype, k),
     }

@@ -9,6 +9,7 @@ training set; the trainer differentiates them with respect to the logits only.
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
@@ -65,15 +66,27 @@ def middle_axis_route_agrees(dtype: torch.dtype, k: int) -> bool:
     scale = 10 ** torch.empty(2, 2048, 1, dtype=torch.float64).uniform_(-3, 3, generator=g)
     probe = (torch.randn(2, 2048, k, generator=g, dtype=torch.float64) * scale).to(dtype)
     grad_out = torch.randn(2, 2048, k, generator=g, dtype=torch.float64).to(dtype)
-    results = []
-    for route in (lambda x: torch.log_softmax(x, dim=-1), log_softmax_middle_axis):
-        with torch.inference_mode(False), torch.enable_grad():  # whatever mode the caller is in
-            x = probe.clone().requires_grad_()
-            out = route(x)
-            (grad,) = torch.autograd.grad(out, x, grad_out)
-        results.append((out.detach(), grad))
-    (out_a, grad_a), (out_b, grad_b) = results
+    out_a, grad_a = output_and_grad(log_softmax_last_axis, probe, grad_out)
+    out_b, grad_b = output_and_grad(log_softmax_middle_axis, probe, grad_out)
     return same_bits(out_a, out_b) and same_bits(grad_a, grad_b)
+
+
+def log_softmax_last_axis(logits: Tensor) -> Tensor:
+    """The library's last-axis log softmax, ``torch.log_softmax(logits, -1)``: the reference of
+    :func:`middle_axis_route_agrees`."""
+    return torch.log_softmax(logits, dim=-1)
+
+
+def output_and_grad(
+    route: Callable[[Tensor], Tensor], logits: Tensor, grad_out: Tensor
+) -> tuple[Tensor, Tensor]:
+    """``route(logits)`` and its gradient in ``logits`` against ``grad_out`` (both of the logits'
+    shape), with autograd on whatever mode the caller is in (``no_grad``, ``inference_mode``)."""
+    with torch.inference_mode(False), torch.enable_grad():
+        leaf = logits.clone().requires_grad_()
+        out = route(leaf)
+        (grad,) = torch.autograd.grad(out, leaf, grad_out)
+    return out.detach(), grad
 
 
 def same_bits(a: Tensor, b: Tensor) -> bool:

@@ -206,10 +206,21 @@ def times_class_factor(per_class: Tensor, factor: Tensor, out: Tensor) -> Tensor
     library's product broadcasting along a short last axis runs 2–3 times slower than a product
     broadcasting only along m (``benchmarks/bench_fusion.py``). The same products either way.
     """
-    P = per_class.shape[-1]
-    if per_class.device.type == "cpu" and per_class.shape[1] > 1 and (P * per_class.element_size()) % 64:
-        factor = factor.expand(*factor.shape[:-1], P).contiguous()
+    if spreads_class_factor(per_class):
+        factor = factor.expand(*factor.shape[:-1], per_class.shape[-1]).contiguous()
     return torch.mul(per_class, factor, out=out)
+
+
+def spreads_class_factor(per_class: Tensor) -> bool:
+    """Whether :func:`times_class_factor` spreads the factor over the patches first for
+    ``per_class`` (G, m, n, P): on a CPU, m > 1 and a row of P numbers not a whole number of
+    64-byte vectors."""
+    P = per_class.shape[-1]
+    return (
+        per_class.device.type == "cpu"
+        and per_class.shape[1] > 1
+        and bool((P * per_class.element_size()) % 64)
+    )
 
 
 def unit_blocks(inputs: Inputs, slope: Tensor, shape: tuple[int, ...]) -> int | None:
